@@ -1,0 +1,13 @@
+"""Bulk writes into PostgreSQL for Dagster assets."""
+
+from .embedded_postgres import EmbeddedPostgres as EmbeddedPostgres
+from .errors import BadValueError as BadValueError
+from .errors import BulkWriteError as BulkWriteError
+from .errors import OutcomeUnknownError as OutcomeUnknownError
+from .errors import SchemaMismatchError as SchemaMismatchError
+from .errors import TerminalWriteError as TerminalWriteError
+from .errors import TransientWriteError as TransientWriteError
+from .errors import WriteTimeoutError as WriteTimeoutError
+from .postgres_bulk_writer import PostgresBulkWriter as PostgresBulkWriter
+from .write_result import Mode as Mode
+from .write_result import WriteResult as WriteResult

@@ -1,0 +1,208 @@
+"""What the target table looks like: columns, types, defaults, unique keys; and DDL for a table
+created from a DataFrame's dtypes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ._identifiers import column_list, qualified, quote_ident
+from .errors import SchemaMismatchError
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# Domains resolve to their base type; arrays report their element type.
+_COLUMNS_SQL = """
+SELECT a.attname AS name,
+       format_type(a.atttypid, a.atttypmod) AS sql_type,
+       CASE WHEN bt.typcategory = 'A' THEN 'array' ELSE bt.typname END AS base_type,
+       CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
+       a.attnotnull OR (t.typtype = 'd' AND t.typnotnull) AS not_null,
+       a.atthasdef OR a.attidentity <> '' OR (t.typtype = 'd' AND t.typdefault IS NOT NULL)
+           AS has_default,
+       a.attgenerated <> '' AS generated
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+_TABLE_SQL = """
+SELECT c.oid, n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')
+"""
+
+# Unique indexes (and primary keys) that an ON CONFLICT on exactly these columns can use.
+_UNIQUE_KEYS_SQL = """
+SELECT array_agg(a.attname ORDER BY a.attname) AS cols
+FROM pg_index i
+JOIN LATERAL unnest(i.indkey) AS k(attnum) ON true
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnInfo:
+    name: str
+    sql_type: str
+    base_type: str
+    typmod: int
+    not_null: bool
+    has_default: bool
+    generated: bool
+
+    @property
+    def required(self) -> bool:
+        """A value must be given: NOT NULL with nothing to fill it in."""
+        return self.not_null and not self.has_default and not self.generated
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    schema: str
+    name: str
+    columns: dict[str, ColumnInfo]
+    unique_keys: tuple[frozenset[str], ...]
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+async def describe_table(
+    conn: asyncpg.Connection, table: str, *, schema: str | None
+) -> TableInfo | None:
+    """The table as the server sees it now, or ``None`` if it does not exist."""
+    row = await conn.fetchrow(_TABLE_SQL, qualified(schema, table))
+    if row is None:
+        return None
+    columns = {r["name"]: ColumnInfo(**dict(r)) for r in await conn.fetch(_COLUMNS_SQL, row["oid"])}
+    keys = tuple(frozenset(r["cols"]) for r in await conn.fetch(_UNIQUE_KEYS_SQL, row["oid"]))
+    return TableInfo(schema=row["nspname"], name=row["relname"], columns=columns, unique_keys=keys)
+
+
+def check_columns(info: TableInfo, data_columns: Sequence[str], *, mode: str) -> None:
+    """Raise one error listing every difference between the data and the table."""
+    extra = [c for c in data_columns if c not in info.columns]
+    generated = [c for c in data_columns if c in info.columns and info.columns[c].generated]
+    missing = (
+        []
+        if mode == "update"
+        else [c.name for c in info.columns.values() if c.required and c.name not in data_columns]
+    )
+    problems = []
+    if extra:
+        problems.append(f"columns not in the table: {extra}")
+    if generated:
+        problems.append(f"generated columns cannot be written: {generated}")
+    if missing:
+        problems.append(f"NOT NULL columns without a default missing from the data: {missing}")
+    if problems:
+        raise SchemaMismatchError(
+            f"data does not fit table {info.display}: {'; '.join(problems)} "
+            f"(data columns: {list(data_columns)}; table columns: {list(info.columns)})",
+            table=info.display,
+        )
+
+
+def check_key_columns(
+    info: TableInfo, data_columns: Sequence[str], key_columns: Sequence[str], *, mode: str
+) -> None:
+    if not key_columns:
+        raise SchemaMismatchError(
+            f"mode={mode!r} needs key_columns to match rows of {info.display}", table=info.display
+        )
+    absent = [k for k in key_columns if k not in data_columns]
+    if absent:
+        raise SchemaMismatchError(
+            f"key_columns {absent} are not in the data for {info.display} "
+            f"(data columns: {list(data_columns)})",
+            table=info.display,
+        )
+    if mode == "update" and set(data_columns) == set(key_columns):
+        raise SchemaMismatchError(
+            f"mode='update' on {info.display}: the data has only the key columns "
+            f"{list(key_columns)}, so there is nothing to update",
+            table=info.display,
+        )
+    if mode == "upsert" and frozenset(key_columns) not in info.unique_keys:
+        raise SchemaMismatchError(
+            f"mode='upsert' on {info.display} needs a primary key or unique index on exactly "
+            f"{list(key_columns)}; the table has "
+            f"{[sorted(k) for k in info.unique_keys] or 'none'}",
+            table=info.display,
+        )
+
+
+def _sql_type_for(series: pd.Series) -> str:
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "timestamptz"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return {1: "smallint", 2: "smallint", 4: "integer"}.get(dtype.itemsize, "bigint")
+    if pd.api.types.is_float_dtype(dtype):
+        return "real" if dtype.itemsize == 4 else "double precision"
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return "timestamp"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "interval"
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return "text"
+    sample = series.dropna()
+    value = sample.iloc[0] if len(sample) else None
+    for kind, sql in _OBJECT_TYPES:
+        if isinstance(value, kind):
+            if sql == "timestamp" and value.tzinfo is not None:
+                return "timestamptz"
+            return sql
+    return "text"
+
+
+# Order matters: bool before int, datetime before date.
+_OBJECT_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    ((bool, np.bool_), "boolean"),
+    ((int, np.integer), "bigint"),
+    ((float, np.floating), "double precision"),
+    (decimal.Decimal, "numeric"),
+    ((dict, list), "jsonb"),
+    (uuid.UUID, "uuid"),
+    ((bytes, bytearray, memoryview), "bytea"),
+    (dt.datetime, "timestamp"),
+    (dt.date, "date"),
+    (dt.time, "time"),
+    (dt.timedelta, "interval"),
+    (str, "text"),
+)
+
+
+def create_table_sql(
+    frame: pd.DataFrame, table: str, *, schema: str | None, key_columns: Sequence[str]
+) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` with a column per frame column, typed from its dtype (or,
+    for object columns, from the first non-null value); key columns form the primary key."""
+    defs = []
+    for name in frame.columns:
+        sql_type = _sql_type_for(frame[name])
+        not_null = " NOT NULL" if name in key_columns else ""
+        defs.append(f"{quote_ident(str(name))} {sql_type}{not_null}")
+    if key_columns:
+        defs.append(f"PRIMARY KEY ({column_list(key_columns)})")
+    return f"CREATE TABLE IF NOT EXISTS {qualified(schema, table)} ({', '.join(defs)})"

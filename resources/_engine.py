@@ -1,0 +1,497 @@
+"""One bulk write, start to finish: resolve the table, stream chunks through the chosen mode in
+one transaction (or one per chunk), retry what is transient, translate what is not."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import asyncpg
+import pandas as pd
+
+from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
+from ._convert import frame_to_records
+from ._identifiers import quote_ident
+from ._modes import ModeWriter, make_writer
+from ._retry import is_transient, sleep_before_retry
+from ._sources import is_replayable, iter_frames
+from .errors import (
+    BadValueError,
+    BulkWriteError,
+    OutcomeUnknownError,
+    SchemaMismatchError,
+    TerminalWriteError,
+    TransientWriteError,
+    WriteTimeoutError,
+)
+from .write_result import Mode, WriteResult
+
+if TYPE_CHECKING:
+    from asyncpg.pool import Pool
+
+Commit = Literal["write", "chunk"]
+_IDEMPOTENT: frozenset[str] = frozenset({"update", "upsert"})
+# Chunks converted ahead of the one being sent: conversion of chunk n+1 overlaps the server's
+# ingest of chunk n, and at most two chunks wait in memory.
+_PREFETCH = 1
+_COPY_CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
+_EXECUTEMANY_ELEMENT = re.compile(r"argument \$(\d+) in element #(\d+)")
+
+
+class Progress(Protocol):
+    def info(self, msg: str, *args: Any) -> Any: ...
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    table: str
+    data: Any
+    mode: Mode
+    key_columns: tuple[str, ...]
+    columns: tuple[str, ...] | None
+    chunk_size: int
+    schema: str | None
+    create: bool
+    commit: Commit
+    retries: int
+    round_trip_timeout: float | None
+
+    @property
+    def display(self) -> str:
+        return self.table if self.schema is None else f"{self.schema}.{self.table}"
+
+
+@dataclass(slots=True)
+class _Stats:
+    rows: int = 0
+    affected: int = 0
+    chunks: int = 0
+    duplicates: int = 0
+    created: bool = False
+    columns: tuple[str, ...] = ()
+    table: str = ""
+    started: float = field(default_factory=time.perf_counter)
+
+
+async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> WriteResult:
+    """Run ``request`` against ``pool``; retry the whole write after a transient failure when
+    the source can be replayed."""
+    if request.mode in ("update", "upsert") and not request.key_columns:
+        raise SchemaMismatchError(
+            f"mode={request.mode!r} needs key_columns to match rows of {request.display}",
+            table=request.display,
+        )
+    if request.chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {request.chunk_size}")
+    started = time.perf_counter()
+    replayable = is_replayable(request.data)
+    attempt = 0
+    while True:
+        stats = _Stats()
+        try:
+            if request.commit == "chunk":
+                await _write_per_chunk(pool, request, stats, log)
+            else:
+                await _write_in_one_transaction(pool, request, stats, log)
+            break
+        except BulkWriteError as exc:
+            retry = (
+                isinstance(exc, TransientWriteError) and replayable and attempt < request.retries
+            )
+            if request.commit == "chunk" or not retry:
+                raise
+            attempt += 1
+            log.info(
+                "%s: attempt %d failed (%s); nothing was committed, retrying",
+                request.display,
+                attempt,
+                exc,
+            )
+            await sleep_before_retry(attempt)
+    seconds = time.perf_counter() - started
+    return WriteResult(
+        table=stats.table or request.display,
+        mode=request.mode,
+        rows=stats.rows,
+        rows_affected=stats.affected,
+        chunks=stats.chunks,
+        seconds=seconds,
+        duplicates_resolved=stats.duplicates,
+        attempts=attempt + 1,
+        created=stats.created,
+        columns=stats.columns,
+    )
+
+
+@dataclass(slots=True)
+class _Prepared:
+    offset: int
+    frame: pd.DataFrame
+    records: list[tuple[Any, ...]]
+    duplicates: int
+
+
+async def _prepared_chunks(
+    frames: AsyncIterator[pd.DataFrame],
+    info: TableInfo,
+    columns: Sequence[str],
+    request: WriteRequest,
+) -> AsyncIterator[_Prepared]:
+    offset = 0
+    not_null = request.key_columns
+    async for frame in frames:
+        if frame.empty:
+            continue
+        frame = frame.reset_index(drop=True)
+        records = await asyncio.to_thread(
+            frame_to_records, frame, info, columns, row_offset=offset, not_null=not_null
+        )
+        duplicates = (
+            int(frame.duplicated(subset=list(request.key_columns), keep="last").sum())
+            if request.mode in ("update", "upsert")
+            else 0
+        )
+        yield _Prepared(offset, frame, records, duplicates)
+        offset += len(frame)
+
+
+async def _prefetch(source: AsyncIterator[_Prepared]) -> AsyncIterator[_Prepared]:
+    queue: asyncio.Queue[tuple[_Prepared | None, BaseException | None]] = asyncio.Queue(
+        maxsize=_PREFETCH
+    )
+
+    async def produce() -> None:
+        try:
+            async for item in source:
+                await queue.put((item, None))
+            await queue.put((None, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            await queue.put((None, exc))
+
+    task = asyncio.create_task(produce())
+    try:
+        while True:
+            item, error = await queue.get()
+            if error is not None:
+                raise error
+            if item is None:
+                return
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def _first_and_rest(
+    request: WriteRequest,
+) -> tuple[pd.DataFrame | None, AsyncIterator[pd.DataFrame]]:
+    frames = iter_frames(
+        request.data, columns=request.columns, chunk_size=request.chunk_size, table=request.display
+    )
+    first = await anext(frames, None)
+
+    async def chained() -> AsyncIterator[pd.DataFrame]:
+        if first is not None:
+            yield first
+        async for frame in frames:
+            yield frame
+
+    return first, chained()
+
+
+async def _resolve_target(
+    conn: asyncpg.Connection, request: WriteRequest, first: pd.DataFrame, stats: _Stats
+) -> tuple[TableInfo, tuple[str, ...]]:
+    columns = tuple(str(c) for c in first.columns)
+    if len(set(columns)) != len(columns):
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        raise SchemaMismatchError(
+            f"data for {request.display} names columns more than once: {dupes}",
+            table=request.display,
+        )
+    info = await describe_table(conn, request.table, schema=request.schema)
+    if info is None:
+        if not request.create:
+            raise SchemaMismatchError(
+                f"table {request.display} does not exist (pass create=True to create it from "
+                "the data's dtypes)",
+                table=request.display,
+            )
+        if request.schema is not None:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(request.schema)}")
+        await conn.execute(
+            create_table_sql(
+                first, request.table, schema=request.schema, key_columns=request.key_columns
+            )
+        )
+        info = await describe_table(conn, request.table, schema=request.schema)
+        assert info is not None, "a table created in this transaction is visible to it"
+        stats.created = True
+    check_columns(info, columns, mode=request.mode)
+    if request.mode in ("update", "upsert"):
+        check_key_columns(info, columns, request.key_columns, mode=request.mode)
+    stats.columns = columns
+    stats.table = info.display
+    return info, columns
+
+
+async def _write_in_one_transaction(
+    pool: Pool, request: WriteRequest, stats: _Stats, log: Progress
+) -> None:
+    first, frames = await _first_and_rest(request)
+    if first is None:
+        return
+    async with _connection(pool, request) as conn:
+        transaction = conn.transaction()
+        await _guarded(transaction.start(), request, "BEGIN")
+        try:
+            info, columns = await _resolve_target(conn, request, first, stats)
+            writer = make_writer(
+                request.mode,
+                info,
+                columns,
+                key_columns=request.key_columns,
+                timeout=request.round_trip_timeout,
+            )
+            await _guarded(writer.begin(conn), request, "staging")
+            chunks = _prefetch(_prepared_chunks(frames, info, columns, request))
+            async for chunk in chunks:
+                await _send(conn, writer, chunk, request, stats)
+                _report(log, request, stats)
+        except BaseException:
+            await _abandon(conn, transaction)
+            raise
+        await _commit(transaction, request)
+
+
+async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log: Progress) -> None:
+    first, frames = await _first_and_rest(request)
+    if first is None:
+        return
+    async with _connection(pool, request) as conn:
+        transaction = conn.transaction()
+        await _guarded(transaction.start(), request, "BEGIN")
+        try:
+            info, columns = await _resolve_target(conn, request, first, stats)
+        except BaseException:
+            await _abandon(conn, transaction)
+            raise
+        await _commit(transaction, request)
+    chunks = _prefetch(_prepared_chunks(frames, info, columns, request))
+    async for chunk in chunks:
+        attempt = 0
+        while True:
+            try:
+                await _write_one_chunk(pool, request, info, columns, chunk, stats)
+                break
+            except TransientWriteError as exc:
+                if attempt >= request.retries:
+                    raise TransientWriteError(
+                        f"{exc} ({stats.rows} rows in {stats.chunks} chunks were committed "
+                        f"before this chunk, rows {chunk.offset}..."
+                        f"{chunk.offset + len(chunk.records) - 1})",
+                        table=request.display,
+                    ) from exc
+                attempt += 1
+                log.info("%s: chunk %d failed (%s), retrying", request.display, stats.chunks, exc)
+                await sleep_before_retry(attempt)
+        _report(log, request, stats)
+
+
+async def _write_one_chunk(
+    pool: Pool,
+    request: WriteRequest,
+    info: TableInfo,
+    columns: Sequence[str],
+    chunk: _Prepared,
+    stats: _Stats,
+) -> None:
+    async with _connection(pool, request) as conn:
+        writer = make_writer(
+            request.mode,
+            info,
+            columns,
+            key_columns=request.key_columns,
+            timeout=request.round_trip_timeout,
+        )
+        transaction = conn.transaction()
+        await _guarded(transaction.start(), request, "BEGIN")
+        try:
+            await _guarded(writer.begin(conn), request, "staging")
+            before = (stats.rows, stats.affected, stats.chunks, stats.duplicates)
+            await _send(conn, writer, chunk, request, stats)
+        except BaseException:
+            await _abandon(conn, transaction)
+            raise
+        try:
+            await _commit(transaction, request)
+        except BaseException:
+            stats.rows, stats.affected, stats.chunks, stats.duplicates = before
+            raise
+
+
+async def _send(
+    conn: asyncpg.Connection,
+    writer: ModeWriter,
+    chunk: _Prepared,
+    request: WriteRequest,
+    stats: _Stats,
+) -> None:
+    try:
+        affected = await _guarded(writer.send(conn, chunk.records), request, "chunk")
+    except BulkWriteError:
+        raise
+    except Exception as exc:
+        raise _translate(exc, request, writer.columns, chunk) from exc
+    stats.rows += len(chunk.records)
+    stats.affected += affected
+    stats.chunks += 1
+    stats.duplicates += chunk.duplicates
+
+
+def _report(log: Progress, request: WriteRequest, stats: _Stats) -> None:
+    elapsed = time.perf_counter() - stats.started
+    rate = stats.rows / elapsed if elapsed > 0 else 0.0
+    log.info(
+        "%s: chunk %d written (%s): %s rows so far, %s rows/s",
+        request.display,
+        stats.chunks,
+        request.mode,
+        f"{stats.rows:,}",
+        f"{rate:,.0f}",
+    )
+
+
+@contextlib.asynccontextmanager
+async def _connection(pool: Pool, request: WriteRequest) -> AsyncIterator[asyncpg.Connection]:
+    try:
+        conn = await pool.acquire(timeout=request.round_trip_timeout)
+    except TimeoutError as exc:
+        raise WriteTimeoutError(
+            f"no connection to the server for {request.display} within "
+            f"{request.round_trip_timeout} s",
+            limit="connect_timeout",
+            table=request.display,
+        ) from exc
+    except Exception as exc:
+        raise _translate(exc, request, (), None) from exc
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)
+
+
+async def _guarded(awaitable: Any, request: WriteRequest, what: str) -> Any:
+    """Await with the client-side limit: a round trip whose server went silent (a backend
+    killed mid-COPY can leave the client waiting for ever) fails instead of hanging."""
+    try:
+        async with asyncio.timeout(request.round_trip_timeout):
+            return await awaitable
+    except TimeoutError as exc:
+        raise WriteTimeoutError(
+            f"{what} for {request.display} got no answer within {request.round_trip_timeout} s",
+            limit="round_trip_timeout",
+            table=request.display,
+        ) from exc
+    except BulkWriteError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, asyncpg.PostgresError | OSError) or is_transient(exc):
+            raise _translate(exc, request, (), None) from exc
+        raise
+
+
+async def _abandon(conn: asyncpg.Connection, transaction: Any) -> None:
+    """Roll back; a connection whose state is unknown (lost, timed out mid-protocol) is closed
+    instead, so that the pool never hands it out again."""
+    if conn.is_closed():
+        return
+    try:
+        async with asyncio.timeout(5):
+            await transaction.rollback()
+    except BaseException:
+        conn.terminate()
+
+
+async def _commit(transaction: Any, request: WriteRequest) -> None:
+    try:
+        await _guarded(transaction.commit(), request, "COMMIT")
+    except TransientWriteError as exc:
+        if request.mode in _IDEMPOTENT:
+            raise  # re-running an update/upsert converges on the same rows
+        raise OutcomeUnknownError(
+            f"the connection was lost during COMMIT of a {request.mode} into "
+            f"{request.display}: the rows may or may not be stored, so they are not sent again",
+            table=request.display,
+        ) from exc
+
+
+def _translate(
+    exc: BaseException,
+    request: WriteRequest,
+    columns: Sequence[str],
+    chunk: _Prepared | None,
+) -> BulkWriteError:
+    table = request.display
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
+        text = f"{exc.message}{detail} [SQLSTATE {state}]"
+        if state == "57014":
+            return WriteTimeoutError(
+                f"statement_timeout cancelled the write into {table}: {text}",
+                limit="statement_timeout",
+                table=table,
+            )
+        if state == "55P03":
+            return WriteTimeoutError(
+                f"lock_timeout: {table} stayed locked: {text}", limit="lock_timeout", table=table
+            )
+        if is_transient(exc):
+            return TransientWriteError(f"write into {table} interrupted: {text}", table=table)
+        if state in ("42P01", "3F000", "42703"):
+            return SchemaMismatchError(f"write into {table}: {text}", table=table)
+        if state.startswith(("22", "23")):
+            column, row = _locate(exc, columns, chunk)
+            if row is None and chunk is not None:
+                text += f" in rows {chunk.offset}..{chunk.offset + len(chunk.records) - 1}"
+            return BadValueError(text, table=table, column=column, row=row)
+        return TerminalWriteError(f"write into {table} failed: {text}", table=table)
+    if is_transient(exc):
+        return TransientWriteError(
+            f"write into {table} interrupted: {type(exc).__name__}: {exc}", table=table
+        )
+    if isinstance(exc, TypeError | ValueError | OverflowError) and chunk is not None:
+        return BadValueError(
+            f"{type(exc).__name__}: {exc} in rows "
+            f"{chunk.offset}..{chunk.offset + len(chunk.records) - 1}",
+            table=table,
+            column=None,
+            row=None,
+        )
+    return TerminalWriteError(
+        f"write into {table} failed: {type(exc).__name__}: {exc}", table=table
+    )
+
+
+def _locate(
+    exc: asyncpg.PostgresError, columns: Sequence[str], chunk: _Prepared | None
+) -> tuple[str | None, int | None]:
+    column = getattr(exc, "column_name", None)
+    row = None
+    offset = chunk.offset if chunk is not None else 0
+    context = getattr(exc, "context", None) or ""
+    if match := _COPY_CONTEXT.search(context):
+        row = offset + int(match.group(1)) - 1
+        column = column or match.group(2)
+    elif match := _EXECUTEMANY_ELEMENT.search(str(exc)):
+        index = int(match.group(1)) - 1
+        column = columns[index] if index < len(columns) else column
+        row = offset + int(match.group(2))
+    return column, row

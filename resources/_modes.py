@@ -1,0 +1,186 @@
+"""How each write mode sends one chunk of rows.
+
+``copy``, ``executemany`` and ``insert`` append. ``update`` and ``upsert`` load the chunk into a
+temporary staging table by binary COPY and apply it with one set-based statement, the last row
+winning where a key repeats.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._catalog import TableInfo
+from ._identifiers import column_list, quote_ident
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# PostgreSQL's wire protocol numbers bind parameters with an int16: 32,767 per statement.
+MAX_BIND_PARAMS = 32_767
+# Past a few thousand rows a VALUES list costs more to parse and plan than it saves in round
+# trips.
+MAX_INSERT_ROWS = 5_000
+
+
+@dataclass(slots=True)
+class ModeWriter:
+    info: TableInfo
+    columns: Sequence[str]
+    timeout: float | None
+
+    async def begin(self, conn: asyncpg.Connection) -> None:
+        """Run once per transaction, before the first chunk."""
+
+    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
+        raise NotImplementedError
+
+    def insert_sql(self, rows: int = 1) -> str:
+        width = len(self.columns)
+        values = ", ".join(
+            "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+            for r in range(rows)
+        )
+        return f"INSERT INTO {self.info.qualified} ({column_list(self.columns)}) VALUES {values}"
+
+
+class CopyWriter(ModeWriter):
+    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
+        await conn.copy_records_to_table(
+            self.info.name,
+            schema_name=self.info.schema,
+            columns=list(self.columns),
+            records=records,
+            timeout=self.timeout,
+        )
+        return len(records)
+
+
+class ExecutemanyWriter(ModeWriter):
+    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
+        await conn.executemany(self.insert_sql(), records, timeout=self.timeout)
+        return len(records)
+
+
+@dataclass(slots=True)
+class InsertWriter(ModeWriter):
+    _sql: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def rows_per_statement(self) -> int:
+        return max(1, min(MAX_INSERT_ROWS, MAX_BIND_PARAMS // max(1, len(self.columns))))
+
+    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
+        step = self.rows_per_statement
+        for start in range(0, len(records), step):
+            batch = records[start : start + step]
+            args = [value for row in batch for value in row]
+            sql = self._sql.get(len(batch)) or self._sql.setdefault(
+                len(batch), self.insert_sql(len(batch))
+            )
+            await conn.execute(sql, *args, timeout=self.timeout)
+        return len(records)
+
+
+@dataclass(slots=True)
+class _StagedWriter(ModeWriter):
+    key_columns: Sequence[str] = ()
+    stage: str = ""
+    order_column: str = ""
+
+    async def begin(self, conn: asyncpg.Connection) -> None:
+        self.stage = f"bulk_stage_{uuid.uuid4().hex[:12]}"
+        self.order_column = _unused_name("bulk_row_order", self.columns)
+        # Same column types as the target (typmods and domains included), none of its
+        # constraints; dropped at COMMIT or ROLLBACK.
+        await conn.execute(
+            f"CREATE TEMP TABLE {quote_ident(self.stage)} ON COMMIT DROP AS "
+            f"SELECT {column_list(self.columns)} FROM {self.info.qualified} WITH NO DATA",
+            timeout=self.timeout,
+        )
+        await conn.execute(
+            f"ALTER TABLE {quote_ident(self.stage)} ADD COLUMN "
+            f"{quote_ident(self.order_column)} bigint GENERATED ALWAYS AS IDENTITY",
+            timeout=self.timeout,
+        )
+
+    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
+        await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
+        await conn.copy_records_to_table(
+            self.stage, columns=list(self.columns), records=records, timeout=self.timeout
+        )
+        status = await conn.execute(self.apply_sql(), timeout=self.timeout)
+        return int(status.rsplit(" ", 1)[-1])
+
+    def latest_per_key(self) -> str:
+        keys = column_list(self.key_columns)
+        # Rows were staged in input order, so the highest order number is the last row given.
+        return (
+            f"SELECT DISTINCT ON ({keys}) {column_list(self.columns)} "
+            f"FROM {quote_ident(self.stage)} "
+            f"ORDER BY {keys}, {quote_ident(self.order_column)} DESC"
+        )
+
+    def apply_sql(self) -> str:
+        raise NotImplementedError
+
+
+class UpdateWriter(_StagedWriter):
+    def apply_sql(self) -> str:
+        values = [c for c in self.columns if c not in self.key_columns]
+        assignments = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in values)
+        match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.key_columns)
+        return (
+            f"UPDATE {self.info.qualified} AS t SET {assignments} "
+            f"FROM ({self.latest_per_key()}) AS s WHERE {match}"
+        )
+
+
+class UpsertWriter(_StagedWriter):
+    def apply_sql(self) -> str:
+        keys = column_list(self.key_columns)
+        values = [c for c in self.columns if c not in self.key_columns]
+        action = (
+            "DO UPDATE SET "
+            + ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in values)
+            if values
+            else "DO NOTHING"
+        )
+        # Rows go in key order, so concurrent upserts of overlapping keys take their row locks
+        # in the same order and do not deadlock each other.
+        return (
+            f"INSERT INTO {self.info.qualified} ({column_list(self.columns)}) "
+            f"SELECT {column_list(self.columns)} FROM ({self.latest_per_key()}) AS s "
+            f"ORDER BY {keys} ON CONFLICT ({keys}) {action}"
+        )
+
+
+def _unused_name(base: str, taken: Sequence[str]) -> str:
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def make_writer(
+    mode: str,
+    info: TableInfo,
+    columns: Sequence[str],
+    *,
+    key_columns: Sequence[str],
+    timeout: float | None,
+) -> ModeWriter:
+    if mode == "copy":
+        return CopyWriter(info, columns, timeout)
+    if mode == "executemany":
+        return ExecutemanyWriter(info, columns, timeout)
+    if mode == "insert":
+        return InsertWriter(info, columns, timeout)
+    if mode == "update":
+        return UpdateWriter(info, columns, timeout, key_columns)
+    if mode == "upsert":
+        return UpsertWriter(info, columns, timeout, key_columns)
+    raise ValueError(f"mode must be one of copy, executemany, insert, update, upsert; got {mode!r}")

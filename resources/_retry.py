@@ -1,0 +1,40 @@
+"""Which failures are worth another try, and how long to wait before it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+
+# SQLSTATEs after which the rolled-back unit can simply run again.
+_TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available (lock_timeout)
+        "53300",  # too_many_connections
+        "57P01",  # admin_shutdown (pg_terminate_backend, fast shutdown)
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, recovering)
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        return state in _TRANSIENT_SQLSTATES or state.startswith("08")
+    # OSError covers refused and reset connections and TimeoutError (a round trip that the
+    # client-side guard gave up on).
+    return isinstance(exc, OSError)
+
+
+def backoff(attempt: int, *, base: float = 0.2, cap: float = 5.0) -> float:
+    """Full-jitter exponential backoff: concurrent writers that failed together do not
+    retry together."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+async def sleep_before_retry(attempt: int) -> None:
+    await asyncio.sleep(backoff(attempt))

@@ -1,0 +1,88 @@
+"""The exceptions a bulk write raises.
+
+One base, :class:`BulkWriteError`, split into errors worth retrying (:class:`TransientWriteError`)
+and errors that a retry cannot fix (:class:`TerminalWriteError`). The driver's exception, where
+there is one, is kept as ``__cause__``. No message ever contains the DSN or its password.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadValueError",
+    "BulkWriteError",
+    "OutcomeUnknownError",
+    "SchemaMismatchError",
+    "TerminalWriteError",
+    "TransientWriteError",
+    "WriteTimeoutError",
+]
+
+
+class BulkWriteError(Exception):
+    """Base of every error a bulk write raises. The target table is left as it was before the
+    failed unit of work (the whole write, or the failing chunk with ``commit="chunk"``)."""
+
+    def __init__(self, message: str, *, table: str | None = None) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+class TransientWriteError(BulkWriteError):
+    """The server or the network failed (connection lost, backend terminated, deadlock,
+    serialization failure). The unit of work was rolled back; running it again can succeed.
+    Raised once the writer's own bounded retries are used up, or when the source cannot be
+    replayed (a one-shot iterator): re-run the step."""
+
+
+class TerminalWriteError(BulkWriteError):
+    """The write cannot succeed as asked (bad data, unknown table, missing columns); a retry
+    would fail the same way."""
+
+
+class SchemaMismatchError(TerminalWriteError):
+    """The data does not fit the table: unknown table or schema, missing or extra columns,
+    no unique index for the key columns of an upsert."""
+
+
+class BadValueError(TerminalWriteError):
+    """One value cannot be stored without loss.
+
+    Attributes:
+        table: the target table, schema-qualified.
+        column: the column the value belongs to (``None`` if the server did not say).
+        row: 0-based position of the row in the whole write (``None`` if unknown).
+        reason: what was expected and what was found.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        table: str,
+        column: str | None,
+        row: int | None,
+    ) -> None:
+        where = [f"table {table}"]
+        if column is not None:
+            where.append(f"column {column!r}")
+        if row is not None:
+            where.append(f"row {row}")
+        super().__init__(f"bad value at {', '.join(where)}: {reason}", table=table)
+        self.column = column
+        self.row = row
+        self.reason = reason
+
+
+class WriteTimeoutError(TransientWriteError):
+    """A time limit fired. ``limit`` names it: ``connect_timeout``, ``statement_timeout``,
+    ``lock_timeout`` or ``chunk_timeout`` (the client-side guard around each round trip)."""
+
+    def __init__(self, message: str, *, limit: str, table: str | None = None) -> None:
+        super().__init__(message, table=table)
+        self.limit = limit
+
+
+class OutcomeUnknownError(BulkWriteError):
+    """The connection was lost while COMMIT was in flight: the server may or may not have
+    committed. Appending modes never re-send such a unit (it could duplicate rows); re-run it
+    only if it is idempotent (a partition replace, an upsert)."""

@@ -1,0 +1,284 @@
+"""The Dagster resource that bulk-writes datasets into PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Sequence
+from typing import Any
+
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from ._engine import Commit, Progress, WriteRequest, execute_write
+from ._session import Session, bridge
+from ._sources import Data
+from .write_result import Mode, WriteResult
+
+__all__ = ["PostgresBulkWriter"]
+
+_logger = logging.getLogger(__name__)
+
+
+class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
+    """Writes DataFrames and row streams into PostgreSQL by binary COPY, executemany,
+    multi-row INSERT, batch UPDATE or upsert; each write is one transaction by default.
+
+    The connection comes from ``dsn``; left unset, from the ``DATABASE_URL`` environment
+    variable at run time; with neither, from a PostgreSQL the project starts itself
+    (:mod:`resources.embedded_postgres`). One asyncpg pool serves a whole Dagster run, opened
+    on the first write and closed when the run's step ends; outside Dagster, each call opens and
+    closes its own unless the writer is used as a context manager.
+
+    Examples:
+        .. code-block:: python
+
+            from dagster import Definitions, EnvVar, asset
+            from resources import PostgresBulkWriter
+
+            @asset
+            def users(writer: PostgresBulkWriter) -> None:
+                writer.write("users", make_users_frame(), mode="copy")
+
+            defs = Definitions(
+                assets=[users],
+                resources={"writer": PostgresBulkWriter(dsn=EnvVar("DATABASE_URL"))},
+            )
+    """
+
+    dsn: str | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            "libpq-style URL, e.g. postgresql://user:pass@host:5432/db?sslmode=verify-full. "
+            "Pass EnvVar('DATABASE_URL') so the secret never enters config. Unset: the "
+            "DATABASE_URL environment variable at run time, else the embedded PostgreSQL."
+        ),
+    )
+    chunk_size: int = Field(
+        default=50_000,
+        description="Rows per chunk: the unit streamed, converted and sent in one round trip.",
+    )
+    pool_size: int = Field(
+        default=4, description="Most connections one run opens (asyncpg pool max_size)."
+    )
+    retries: int = Field(
+        default=3,
+        description=(
+            "Retries of a write (or a chunk, with commit='chunk') after a transient failure: "
+            "lost connection, terminated backend, deadlock, serialization failure."
+        ),
+    )
+    connect_timeout: float = Field(default=10.0, description="Seconds to open a connection.")
+    statement_timeout: float = Field(
+        default=600.0,
+        description="Server-side limit in seconds for one statement (one chunk); 0 disables.",
+    )
+    lock_timeout: float = Field(
+        default=60.0,
+        description="Server-side limit in seconds to wait for a lock on the table; 0 disables.",
+    )
+    idle_in_transaction_timeout: float = Field(
+        default=300.0,
+        description=(
+            "Seconds the server keeps a transaction whose client went silent before ending it, "
+            "so a crashed run never holds locks for long; 0 disables."
+        ),
+    )
+    round_trip_timeout: float = Field(
+        default=900.0,
+        description=(
+            "Client-side limit in seconds on each round trip. A backend that dies mid-COPY can "
+            "leave the client waiting for ever; this turns that into an error."
+        ),
+    )
+    application_name: str = Field(
+        default="bulk-assets", description="Shown in pg_stat_activity for our sessions."
+    )
+    embedded_data_dir: str | None = Field(
+        default=None,
+        description=(
+            "Data directory of the embedded PostgreSQL used when no DSN is configured. Unset: "
+            "BULK_ASSETS_PGDATA, else $DAGSTER_HOME/embedded-postgres, else a user data dir."
+        ),
+    )
+
+    _session: Session | None = PrivateAttr(default=None)
+    _held: bool = PrivateAttr(default=False)
+    _log: Progress | None = PrivateAttr(default=None)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._log = context.log
+        self._held = True
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self.close()
+
+    def __enter__(self) -> PostgresBulkWriter:
+        self._held = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pool and its loop; the next write opens new ones."""
+        self._held = False
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def resolve_dsn(self) -> str:
+        """The DSN this writer connects to, starting the embedded server if it is the one."""
+        if self.dsn:
+            return self.dsn
+        from_env = EnvVar("DATABASE_URL").get_value()
+        if from_env:
+            return from_env
+        from .embedded_postgres import EmbeddedPostgres
+
+        data_dir = self.embedded_data_dir
+        server = EmbeddedPostgres(data_dir) if data_dir else EmbeddedPostgres()
+        return server.ensure_running()
+
+    def _server_settings(self) -> dict[str, str]:
+        def ms(seconds: float) -> str:
+            return str(int(seconds * 1000))
+
+        return {
+            "application_name": self.application_name,
+            "statement_timeout": ms(self.statement_timeout),
+            "lock_timeout": ms(self.lock_timeout),
+            "idle_in_transaction_session_timeout": ms(self.idle_in_transaction_timeout),
+        }
+
+    def _open_session(self) -> Session:
+        if self._session is None:
+            self._session = Session.open(
+                self.resolve_dsn(),
+                max_size=self.pool_size,
+                connect_timeout=self.connect_timeout,
+                server_settings=self._server_settings(),
+            )
+        return self._session
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(
+        self,
+        table: str,
+        data: Data,
+        *,
+        mode: Mode = "copy",
+        key_columns: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        chunk_size: int | None = None,
+        schema: str | None = None,
+        create: bool = False,
+        commit: Commit = "write",
+    ) -> WriteResult:
+        """Write ``data`` into ``table``; all of it or, on any error, none of it.
+
+        Args:
+            table: target table name (quoted as given: ``"Users"`` is not ``users``).
+            data: a DataFrame; an iterable or async iterable of DataFrames; an iterable or async
+                iterable of tuples (name them with ``columns``) or dicts; or a zero-argument
+                callable returning one of these, which lets a failed write be retried.
+            mode: ``copy`` (binary COPY, fastest), ``executemany``, ``insert`` (multi-row
+                INSERT), ``update`` (set the other columns of rows matched by ``key_columns``)
+                or ``upsert`` (insert, or update on a ``key_columns`` conflict).
+            key_columns: the columns that identify a row, for ``update`` and ``upsert`` (and
+                the primary key of a table made with ``create=True``).
+            columns: the names of tuple fields, or the DataFrame columns to write.
+            chunk_size: rows per chunk; default: the resource's ``chunk_size``.
+            schema: the table's schema; default: the connection's ``search_path``.
+            create: create a missing table from the data's dtypes.
+            commit: ``"write"`` (default): one transaction for the whole write, nothing is
+                visible until all of it is. ``"chunk"``: one transaction per chunk, for loads
+                too long to hold one transaction open (locks, WAL, vacuum horizon); a failure
+                keeps the chunks committed before it, and the error says how many rows.
+
+        Returns:
+            A :class:`WriteResult` with rows, chunks, seconds and rows per second.
+
+        Raises:
+            BadValueError: a value would not survive the trip; names table, column and row.
+            SchemaMismatchError: unknown table, missing or extra columns.
+            TransientWriteError: the server or network failed, and retries ran out.
+        """
+        request = self._request(
+            table, data, mode, key_columns, columns, chunk_size, schema, create, commit
+        )
+        session = self._open_session()
+        try:
+            return session.run(execute_write(self._pool(session), request, self._progress()))
+        finally:
+            if not self._held:
+                self.close()
+
+    async def awrite(
+        self,
+        table: str,
+        data: Data,
+        *,
+        mode: Mode = "copy",
+        key_columns: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        chunk_size: int | None = None,
+        schema: str | None = None,
+        create: bool = False,
+        commit: Commit = "write",
+    ) -> WriteResult:
+        """The awaitable twin of :meth:`write`, with the same arguments, for async assets and
+        plain asyncio code. Async iterables are consumed on the caller's event loop."""
+        if isinstance(data, AsyncIterable):
+            data = bridge(data, asyncio.get_running_loop())
+        request = self._request(
+            table, data, mode, key_columns, columns, chunk_size, schema, create, commit
+        )
+        session = self._session or await asyncio.to_thread(self._open_session)
+        try:
+            return await session.arun(execute_write(self._pool(session), request, self._progress()))
+        finally:
+            if not self._held:
+                await asyncio.to_thread(self.close)
+
+    def _request(
+        self,
+        table: str,
+        data: Any,
+        mode: Mode,
+        key_columns: Sequence[str] | None,
+        columns: Sequence[str] | None,
+        chunk_size: int | None,
+        schema: str | None,
+        create: bool,
+        commit: Commit,
+    ) -> WriteRequest:
+        if commit not in ("write", "chunk"):
+            raise ValueError(f"commit must be 'write' or 'chunk', got {commit!r}")
+        if isinstance(key_columns, str):
+            key_columns = [key_columns]
+        return WriteRequest(
+            table=table,
+            data=data,
+            mode=mode,
+            key_columns=tuple(key_columns or ()),
+            columns=tuple(columns) if columns is not None else None,
+            chunk_size=chunk_size or self.chunk_size,
+            schema=schema,
+            create=create,
+            commit=commit,
+            retries=self.retries,
+            round_trip_timeout=self.round_trip_timeout or None,
+        )
+
+    @staticmethod
+    def _pool(session: Session) -> Any:
+        assert session.pool is not None, "an open session has a pool"
+        return session.pool
+
+    def _progress(self) -> Progress:
+        return self._log if self._log is not None else _logger
