@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
@@ -139,9 +140,9 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
             return from_env
         from .embedded_postgres import EmbeddedPostgres
 
-        data_dir = self.embedded_data_dir
-        server = EmbeddedPostgres(data_dir) if data_dir else EmbeddedPostgres()
-        return server.ensure_running()
+        if self.embedded_data_dir:
+            return EmbeddedPostgres(Path(self.embedded_data_dir)).ensure_running()
+        return EmbeddedPostgres.default().ensure_running()
 
     def _server_settings(self) -> dict[str, str]:
         def ms(seconds: float) -> str:
