@@ -58,6 +58,7 @@ class WriteRequest:
     schema: str | None
     create: bool
     commit: Commit
+    replace: bool
     retries: int
     round_trip_timeout: float | None
 
@@ -88,6 +89,12 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
         )
     if request.chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {request.chunk_size}")
+    if request.replace and (request.commit == "chunk" or request.mode in _IDEMPOTENT):
+        raise ValueError(
+            "replace=True empties the table inside the write's one transaction: it needs "
+            f"commit='write' and an appending mode, got commit={request.commit!r}, "
+            f"mode={request.mode!r}"
+        )
     started = time.perf_counter()
     replayable = is_replayable(request.data)
     attempt = 0
@@ -245,13 +252,19 @@ async def _write_in_one_transaction(
     pool: Pool, request: WriteRequest, stats: _Stats, log: Progress
 ) -> None:
     first, frames = await _first_and_rest(request)
-    if first is None:
+    if first is None and not request.replace:
         return
     async with _connection(pool, request) as conn:
         transaction = conn.transaction()
         await _guarded(transaction.start(), request, "BEGIN")
         try:
+            if first is None:
+                await _truncate(conn, request, stats)
+                await _commit(transaction, request)
+                return
             info, columns = await _resolve_target(conn, request, first, stats)
+            if request.replace:
+                await _truncate(conn, request, stats)
             writer = make_writer(
                 request.mode,
                 info,
@@ -268,6 +281,20 @@ async def _write_in_one_transaction(
             await _abandon(conn, transaction)
             raise
         await _commit(transaction, request)
+
+
+async def _truncate(conn: asyncpg.Connection, request: WriteRequest, stats: _Stats) -> None:
+    """Empty the table inside the write's transaction: readers keep the old rows until the
+    new ones commit (TRUNCATE holds an ACCESS EXCLUSIVE lock meanwhile, so they wait rather
+    than see a half-loaded table)."""
+    info = await describe_table(conn, request.table, schema=request.schema)
+    if info is None:
+        raise SchemaMismatchError(
+            f"table {request.display} does not exist, so it cannot be replaced",
+            table=request.display,
+        )
+    await _guarded(conn.execute(f"TRUNCATE {info.qualified}"), request, "TRUNCATE")
+    stats.table = info.display
 
 
 async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log: Progress) -> None:

@@ -179,6 +179,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
         schema: str | None = None,
         create: bool = False,
         commit: Commit = "write",
+        replace: bool = False,
     ) -> WriteResult:
         """Write ``data`` into ``table``; all of it or, on any error, none of it.
 
@@ -200,6 +201,8 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
                 visible until all of it is. ``"chunk"``: one transaction per chunk, for loads
                 too long to hold one transaction open (locks, WAL, vacuum horizon); a failure
                 keeps the chunks committed before it, and the error says how many rows.
+            replace: empty the table first, in the same transaction: a full refresh whose new
+                rows become visible all at once (appending modes, ``commit="write"`` only).
 
         Returns:
             A :class:`WriteResult` with rows, chunks, seconds and rows per second.
@@ -210,7 +213,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
             TransientWriteError: the server or network failed, and retries ran out.
         """
         request = self._request(
-            table, data, mode, key_columns, columns, chunk_size, schema, create, commit
+            table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
         )
         session = self._open_session()
         try:
@@ -231,13 +234,14 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
         schema: str | None = None,
         create: bool = False,
         commit: Commit = "write",
+        replace: bool = False,
     ) -> WriteResult:
         """The awaitable twin of :meth:`write`, with the same arguments, for async assets and
         plain asyncio code. Async iterables are consumed on the caller's event loop."""
         if isinstance(data, AsyncIterable):
             data = bridge(data, asyncio.get_running_loop())
         request = self._request(
-            table, data, mode, key_columns, columns, chunk_size, schema, create, commit
+            table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
         )
         session = self._session or await asyncio.to_thread(self._open_session)
         try:
@@ -245,6 +249,29 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
         finally:
             if not self._held:
                 await asyncio.to_thread(self.close)
+
+    def execute(self, sql: str, *args: Any) -> str:
+        """Run one SQL command (DDL, maintenance) with bound ``args``; returns its status."""
+        return self._call(lambda pool: pool.execute(sql, *args, timeout=self._timeout()))
+
+    def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Run a query with bound ``args``; rows as dicts (for checks and metadata)."""
+
+        async def rows(pool: Any) -> list[dict[str, Any]]:
+            return [dict(r) for r in await pool.fetch(sql, *args, timeout=self._timeout())]
+
+        return self._call(rows)
+
+    def _call(self, work: Any) -> Any:
+        session = self._open_session()
+        try:
+            return session.run(_as_coroutine(work(self._pool(session))))
+        finally:
+            if not self._held:
+                self.close()
+
+    def _timeout(self) -> float | None:
+        return self.round_trip_timeout or None
 
     def _request(
         self,
@@ -257,6 +284,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
         schema: str | None,
         create: bool,
         commit: Commit,
+        replace: bool,
     ) -> WriteRequest:
         if commit not in ("write", "chunk"):
             raise ValueError(f"commit must be 'write' or 'chunk', got {commit!r}")
@@ -272,8 +300,9 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
             schema=schema,
             create=create,
             commit=commit,
+            replace=replace,
             retries=self.retries,
-            round_trip_timeout=self.round_trip_timeout or None,
+            round_trip_timeout=self._timeout(),
         )
 
     @staticmethod
@@ -283,3 +312,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
 
     def _progress(self) -> Progress:
         return self._log if self._log is not None else _logger
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
