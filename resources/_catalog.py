@@ -170,7 +170,7 @@ def _sql_type_for(series: pd.Series) -> str:
     value = sample.iloc[0] if len(sample) else None
     for kind, sql in _OBJECT_TYPES:
         if isinstance(value, kind):
-            if sql == "timestamp" and value.tzinfo is not None:
+            if sql == "timestamp" and getattr(value, "tzinfo", None) is not None:
                 return "timestamptz"
             return sql
     return "text"

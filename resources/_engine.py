@@ -387,7 +387,7 @@ def _report(log: Progress, request: WriteRequest, stats: _Stats) -> None:
     rate = stats.rows / elapsed if elapsed > 0 else 0.0
     log.info(
         "%s: chunk %d written (%s): %s rows so far, %s rows/s",
-        request.display,
+        stats.table or request.display,
         stats.chunks,
         request.mode,
         f"{stats.rows:,}",

@@ -139,7 +139,7 @@ def _rows_to_frame(
                     f"row {row_offset + i} for {table} has keys {got}, expected {sorted(names)}",
                     table=table,
                 )
-        values = [[row[name] for row in batch] for name in names]
+        values = [[row[name] for row in batch] for name in names]  # type: ignore[call-overload]
     else:
         if columns is None:
             raise TerminalWriteError(

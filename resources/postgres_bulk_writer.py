@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ __all__ = ["PostgresBulkWriter"]
 _logger = logging.getLogger(__name__)
 
 
-class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
+class PostgresBulkWriter(ConfigurableResource):
     """Writes DataFrames and row streams into PostgreSQL by binary COPY, executemany,
     multi-row INSERT, batch UPDATE or upsert; each write is one transaction by default.
 
@@ -105,6 +106,8 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
     )
 
     _session: Session | None = PrivateAttr(default=None)
+    _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _in_use: int = PrivateAttr(default=0)
     _held: bool = PrivateAttr(default=False)
     _log: Progress | None = PrivateAttr(default=None)
 
@@ -126,8 +129,9 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
 
     def close(self) -> None:
         """Close the pool and its loop; the next write opens new ones."""
-        self._held = False
-        session, self._session = self._session, None
+        with self._session_lock:
+            self._held = False
+            session, self._session = self._session, None
         if session is not None:
             session.close()
 
@@ -155,15 +159,27 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
             "idle_in_transaction_session_timeout": ms(self.idle_in_transaction_timeout),
         }
 
-    def _open_session(self) -> Session:
-        if self._session is None:
-            self._session = Session.open(
-                self.resolve_dsn(),
-                max_size=self.pool_size,
-                connect_timeout=self.connect_timeout,
-                server_settings=self._server_settings(),
-            )
-        return self._session
+    def _acquire_session(self) -> Session:
+        with self._session_lock:
+            if self._session is None:
+                self._session = Session.open(
+                    self.resolve_dsn(),
+                    max_size=self.pool_size,
+                    connect_timeout=self.connect_timeout,
+                    server_settings=self._server_settings(),
+                )
+            self._in_use += 1
+            return self._session
+
+    def _release_session(self) -> None:
+        """Outside a Dagster run or ``with`` block, the last call in flight closes the pool."""
+        with self._session_lock:
+            self._in_use -= 1
+            if self._held or self._in_use > 0:
+                return
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -215,12 +231,11 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
         request = self._request(
             table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
         )
-        session = self._open_session()
+        session = self._acquire_session()
         try:
             return session.run(execute_write(self._pool(session), request, self._progress()))
         finally:
-            if not self._held:
-                self.close()
+            self._release_session()
 
     async def awrite(
         self,
@@ -243,12 +258,11 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
         request = self._request(
             table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
         )
-        session = self._session or await asyncio.to_thread(self._open_session)
+        session = await asyncio.to_thread(self._acquire_session)
         try:
             return await session.arun(execute_write(self._pool(session), request, self._progress()))
         finally:
-            if not self._held:
-                await asyncio.to_thread(self.close)
+            await asyncio.to_thread(self._release_session)
 
     def execute(self, sql: str, *args: Any) -> str:
         """Run one SQL command (DDL, maintenance) with bound ``args``; returns its status."""
@@ -263,12 +277,11 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[misc]
         return self._call(rows)
 
     def _call(self, work: Any) -> Any:
-        session = self._open_session()
+        session = self._acquire_session()
         try:
             return session.run(_as_coroutine(work(self._pool(session))))
         finally:
-            if not self._held:
-                self.close()
+            self._release_session()
 
     def _timeout(self) -> float | None:
         return self.round_trip_timeout or None
