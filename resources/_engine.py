@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -167,7 +167,7 @@ async def _prepared_chunks(
         offset += len(frame)
 
 
-async def _prefetch(source: AsyncIterator[_Prepared]) -> AsyncIterator[_Prepared]:
+async def _prefetch(source: AsyncIterator[_Prepared]) -> AsyncGenerator[_Prepared, None]:
     queue: asyncio.Queue[tuple[_Prepared | None, BaseException | None]] = asyncio.Queue(
         maxsize=_PREFETCH
     )
@@ -177,6 +177,8 @@ async def _prefetch(source: AsyncIterator[_Prepared]) -> AsyncIterator[_Prepared
             async for item in source:
                 await queue.put((item, None))
             await queue.put((None, None))
+        except asyncio.CancelledError:
+            raise  # the consumer is gone; nobody would read the queue
         except BaseException as exc:  # handed to the consumer, which re-raises it
             await queue.put((None, exc))
 
@@ -256,13 +258,15 @@ async def _write_in_one_transaction(
         return
     async with _connection(pool, request) as conn:
         transaction = conn.transaction()
-        await _guarded(transaction.start(), request, "BEGIN")
+        async with _round_trip(conn, request, "BEGIN"):
+            await transaction.start()
         try:
             if first is None:
                 await _truncate(conn, request, stats)
-                await _commit(transaction, request)
+                await _commit(conn, transaction, request)
                 return
-            info, columns = await _resolve_target(conn, request, first, stats)
+            async with _round_trip(conn, request, "table lookup"):
+                info, columns = await _resolve_target(conn, request, first, stats)
             if request.replace:
                 await _truncate(conn, request, stats)
             writer = make_writer(
@@ -272,15 +276,18 @@ async def _write_in_one_transaction(
                 key_columns=request.key_columns,
                 timeout=request.round_trip_timeout,
             )
-            await _guarded(writer.begin(conn), request, "staging")
-            chunks = _prefetch(_prepared_chunks(frames, info, columns, request))
-            async for chunk in chunks:
-                await _send(conn, writer, chunk, request, stats)
-                _report(log, request, stats)
+            async with _round_trip(conn, request, "staging"):
+                await writer.begin(conn)
+            async with contextlib.aclosing(
+                _prefetch(_prepared_chunks(frames, info, columns, request))
+            ) as chunks:
+                async for chunk in chunks:
+                    await _send(conn, writer, chunk, request, stats)
+                    _report(log, request, stats)
         except BaseException:
             await _abandon(conn, transaction)
             raise
-        await _commit(transaction, request)
+        await _commit(conn, transaction, request)
 
 
 async def _truncate(conn: asyncpg.Connection, request: WriteRequest, stats: _Stats) -> None:
@@ -293,7 +300,8 @@ async def _truncate(conn: asyncpg.Connection, request: WriteRequest, stats: _Sta
             f"table {request.display} does not exist, so it cannot be replaced",
             table=request.display,
         )
-    await _guarded(conn.execute(f"TRUNCATE {info.qualified}"), request, "TRUNCATE")
+    async with _round_trip(conn, request, "TRUNCATE"):
+        await conn.execute(f"TRUNCATE {info.qualified}")
     stats.table = info.display
 
 
@@ -303,32 +311,48 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
         return
     async with _connection(pool, request) as conn:
         transaction = conn.transaction()
-        await _guarded(transaction.start(), request, "BEGIN")
+        async with _round_trip(conn, request, "BEGIN"):
+            await transaction.start()
         try:
-            info, columns = await _resolve_target(conn, request, first, stats)
+            async with _round_trip(conn, request, "table lookup"):
+                info, columns = await _resolve_target(conn, request, first, stats)
         except BaseException:
             await _abandon(conn, transaction)
             raise
-        await _commit(transaction, request)
-    chunks = _prefetch(_prepared_chunks(frames, info, columns, request))
-    async for chunk in chunks:
-        attempt = 0
-        while True:
-            try:
-                await _write_one_chunk(pool, request, info, columns, chunk, stats)
-                break
-            except TransientWriteError as exc:
-                if attempt >= request.retries:
-                    raise TransientWriteError(
-                        f"{exc} ({stats.rows} rows in {stats.chunks} chunks were committed "
-                        f"before this chunk, rows {chunk.offset}..."
-                        f"{chunk.offset + len(chunk.records) - 1})",
-                        table=request.display,
-                    ) from exc
-                attempt += 1
-                log.info("%s: chunk %d failed (%s), retrying", request.display, stats.chunks, exc)
-                await sleep_before_retry(attempt)
-        _report(log, request, stats)
+        await _commit(conn, transaction, request)
+    async with contextlib.aclosing(
+        _prefetch(_prepared_chunks(frames, info, columns, request))
+    ) as chunks:
+        async for chunk in chunks:
+            await _write_chunk_with_retries(pool, request, info, columns, chunk, stats, log)
+
+
+async def _write_chunk_with_retries(
+    pool: Pool,
+    request: WriteRequest,
+    info: TableInfo,
+    columns: Sequence[str],
+    chunk: _Prepared,
+    stats: _Stats,
+    log: Progress,
+) -> None:
+    attempt = 0
+    while True:
+        try:
+            await _write_one_chunk(pool, request, info, columns, chunk, stats)
+            break
+        except TransientWriteError as exc:
+            if attempt >= request.retries:
+                raise TransientWriteError(
+                    f"{exc} ({stats.rows} rows in {stats.chunks} chunks were committed "
+                    f"before this chunk, rows {chunk.offset}..."
+                    f"{chunk.offset + len(chunk.records) - 1})",
+                    table=request.display,
+                ) from exc
+            attempt += 1
+            log.info("%s: chunk %d failed (%s), retrying", request.display, stats.chunks, exc)
+            await sleep_before_retry(attempt)
+    _report(log, request, stats)
 
 
 async def _write_one_chunk(
@@ -348,16 +372,18 @@ async def _write_one_chunk(
             timeout=request.round_trip_timeout,
         )
         transaction = conn.transaction()
-        await _guarded(transaction.start(), request, "BEGIN")
+        async with _round_trip(conn, request, "BEGIN"):
+            await transaction.start()
         try:
-            await _guarded(writer.begin(conn), request, "staging")
+            async with _round_trip(conn, request, "staging"):
+                await writer.begin(conn)
             before = (stats.rows, stats.affected, stats.chunks, stats.duplicates)
             await _send(conn, writer, chunk, request, stats)
         except BaseException:
             await _abandon(conn, transaction)
             raise
         try:
-            await _commit(transaction, request)
+            await _commit(conn, transaction, request)
         except BaseException:
             stats.rows, stats.affected, stats.chunks, stats.duplicates = before
             raise
@@ -370,12 +396,8 @@ async def _send(
     request: WriteRequest,
     stats: _Stats,
 ) -> None:
-    try:
-        affected = await _guarded(writer.send(conn, chunk.records), request, "chunk")
-    except BulkWriteError:
-        raise
-    except Exception as exc:
-        raise _translate(exc, request, writer.columns, chunk) from exc
+    async with _round_trip(conn, request, "chunk", chunk=chunk, columns=writer.columns):
+        affected = await writer.send(conn, chunk.records)
     stats.rows += len(chunk.records)
     stats.affected += affected
     stats.chunks += 1
@@ -414,30 +436,50 @@ async def _connection(pool: Pool, request: WriteRequest) -> AsyncIterator[asyncp
         await pool.release(conn)
 
 
-async def _guarded(awaitable: Any, request: WriteRequest, what: str) -> Any:
-    """Await with the client-side limit: a round trip whose server went silent (a backend
-    killed mid-COPY can leave the client waiting for ever) fails instead of hanging."""
+@contextlib.asynccontextmanager
+async def _round_trip(
+    conn: asyncpg.Connection,
+    request: WriteRequest,
+    what: str,
+    *,
+    chunk: _Prepared | None = None,
+    columns: Sequence[str] = (),
+) -> AsyncIterator[None]:
+    """Apply the client-side limit and translate driver errors. A round trip whose server went
+    silent (a backend killed mid-COPY can leave the client waiting for ever) fails instead of
+    hanging; any error on a connection that turns out lost is transient, whatever asyncpg
+    calls it."""
     try:
         async with asyncio.timeout(request.round_trip_timeout):
-            return await awaitable
+            yield
+    except BulkWriteError:
+        raise
     except TimeoutError as exc:
         raise WriteTimeoutError(
             f"{what} for {request.display} got no answer within {request.round_trip_timeout} s",
             limit="round_trip_timeout",
             table=request.display,
         ) from exc
-    except BulkWriteError:
-        raise
     except Exception as exc:
-        if isinstance(exc, asyncpg.PostgresError | OSError) or is_transient(exc):
-            raise _translate(exc, request, (), None) from exc
-        raise
+        if _lost(conn) and not isinstance(exc, asyncpg.PostgresError):
+            raise TransientWriteError(
+                f"connection lost during {what} for {request.display}: {type(exc).__name__}: {exc}",
+                table=request.display,
+            ) from exc
+        raise _translate(exc, request, columns, chunk) from exc
+
+
+def _lost(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True  # the pool already detached the lost connection
 
 
 async def _abandon(conn: asyncpg.Connection, transaction: Any) -> None:
     """Roll back; a connection whose state is unknown (lost, timed out mid-protocol) is closed
     instead, so that the pool never hands it out again."""
-    if conn.is_closed():
+    if _lost(conn):
         return
     try:
         async with asyncio.timeout(5):
@@ -446,12 +488,13 @@ async def _abandon(conn: asyncpg.Connection, transaction: Any) -> None:
         conn.terminate()
 
 
-async def _commit(transaction: Any, request: WriteRequest) -> None:
+async def _commit(conn: asyncpg.Connection, transaction: Any, request: WriteRequest) -> None:
     try:
-        await _guarded(transaction.commit(), request, "COMMIT")
+        async with _round_trip(conn, request, "COMMIT"):
+            await transaction.commit()
     except TransientWriteError as exc:
-        if request.mode in _IDEMPOTENT:
-            raise  # re-running an update/upsert converges on the same rows
+        if request.mode in _IDEMPOTENT or request.replace:
+            raise  # running it again converges on the same rows
         raise OutcomeUnknownError(
             f"the connection was lost during COMMIT of a {request.mode} into "
             f"{request.display}: the rows may or may not be stored, so they are not sent again",
@@ -469,7 +512,8 @@ def _translate(
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
-        text = f"{exc.message}{detail} [SQLSTATE {state}]"
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        text = f"{message}{detail} [SQLSTATE {state}]"
         if state == "57014":
             return WriteTimeoutError(
                 f"statement_timeout cancelled the write into {table}: {text}",

@@ -25,6 +25,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         return state in _TRANSIENT_SQLSTATES or state.startswith("08")
+    if isinstance(exc, asyncpg.InterfaceError):
+        # asyncpg detaches a lost connection from its pool proxy; the next call on it says
+        # "released back to the pool" or "connection is closed" rather than raising a
+        # connection error of its own.
+        text = str(exc)
+        return "released back to the pool" in text or "connection is closed" in text
     # OSError covers refused and reset connections and TimeoutError (a round trip that the
     # client-side guard gave up on).
     return isinstance(exc, OSError)

@@ -1,0 +1,244 @@
+"""Faults: a backend killed mid-write, a lock or statement that outlives its limit, a stale
+pooled connection. Afterwards the table holds the whole write or none of it, and no session
+of ours is left open."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Iterator
+
+import asyncpg
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, asset, materialize
+
+from resources import (
+    BulkWriteError,
+    PostgresBulkWriter,
+    TransientWriteError,
+    WriteTimeoutError,
+)
+
+CHUNK = 20_000
+CHUNKS = 15
+
+
+def _chunks() -> Iterator[pd.DataFrame]:
+    for n in range(CHUNKS):
+        ids = np.arange(n * CHUNK, (n + 1) * CHUNK, dtype=np.int64)
+        yield pd.DataFrame({"id": ids, "label": np.char.add("row-", ids.astype(str))})
+
+
+async def _kill_first_load(dsn: str, app: str, *, pattern: str = "COPY%") -> int:
+    """Terminate the first backend of ours found running ``pattern``; return its pid."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pid = await conn.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
+                "AND state = 'active' AND query LIKE $2 LIMIT 1",
+                app,
+                pattern,
+            )
+            if pid is not None:
+                await conn.execute("SELECT pg_terminate_backend($1)", pid)
+                return int(pid)
+            await asyncio.sleep(0.005)
+        raise AssertionError("no load to kill was seen within 30 s")
+    finally:
+        await conn.close()
+
+
+async def _our_sessions(dsn: str, app: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT state FROM pg_stat_activity WHERE application_name = $1", app
+        )
+        return [r["state"] for r in rows]
+    finally:
+        await conn.close()
+
+
+def _make_table(db, schema: str) -> None:
+    db.execute(f'CREATE TABLE "{schema}".loads (id bigint NOT NULL, label text NOT NULL)')
+
+
+def _counts(db, schema: str) -> tuple[int, int]:
+    row = db.fetch(f'SELECT count(*) AS n, count(DISTINCT id) AS d FROM "{schema}".loads')[0]
+    return row["n"], row["d"]
+
+
+async def _write_while_killing(writer: PostgresBulkWriter, dsn: str, data, schema: str):
+    killer = asyncio.create_task(_kill_first_load(dsn, writer.application_name))
+    try:
+        return await writer.awrite("loads", data, schema=schema, chunk_size=CHUNK)
+    finally:
+        await killer
+
+
+def test_killed_backend_mid_copy_is_retried_exactly_once(dsn: str, db, schema: str) -> None:
+    """A replayable source (a callable) is written again from the start after the kill:
+    every row once, none twice."""
+    _make_table(db, schema)
+    writer = PostgresBulkWriter(dsn=dsn, application_name=f"faults-{schema}")
+    result = asyncio.run(_write_while_killing(writer, dsn, _chunks, schema))
+    assert result.attempts == 2
+    assert result.rows == CHUNK * CHUNKS
+    assert _counts(db, schema) == (CHUNK * CHUNKS, CHUNK * CHUNKS)
+
+
+def test_killed_backend_with_one_shot_source_leaves_nothing(dsn: str, db, schema: str) -> None:
+    """A generator cannot be replayed: the write fails as transient, and nothing of it stays."""
+    _make_table(db, schema)
+    app = f"faults-{schema}"
+    writer = PostgresBulkWriter(dsn=dsn, application_name=app)
+    with pytest.raises(TransientWriteError) as caught:
+        asyncio.run(_write_while_killing(writer, dsn, _chunks(), schema))
+    assert "loads" in str(caught.value)
+    assert _counts(db, schema) == (0, 0)
+    deadline = time.monotonic() + 5
+    while asyncio.run(_our_sessions(dsn, app)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert asyncio.run(_our_sessions(dsn, app)) == []
+
+
+@pytest.mark.parametrize("mode", ["upsert", "update"])
+def test_killed_backend_mid_staged_write_is_retried(dsn: str, db, schema: str, mode: str) -> None:
+    db.execute(f'CREATE TABLE "{schema}".loads (id bigint PRIMARY KEY, label text NOT NULL)')
+    db.execute(
+        f"INSERT INTO \"{schema}\".loads SELECT g, 'old' FROM generate_series(0, $1) g",
+        CHUNK * CHUNKS - 1,
+    )
+    writer = PostgresBulkWriter(dsn=dsn, application_name=f"faults-{schema}")
+
+    async def run():
+        killer = asyncio.create_task(_kill_first_load(dsn, writer.application_name))
+        try:
+            return await writer.awrite(
+                "loads", _chunks, schema=schema, mode=mode, key_columns=["id"], chunk_size=CHUNK
+            )
+        finally:
+            await killer
+
+    result = asyncio.run(run())
+    assert result.attempts == 2
+    labels = db.fetch(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE label = 'old') AS old "
+        f'FROM "{schema}".loads'
+    )[0]
+    assert labels["n"] == CHUNK * CHUNKS and labels["old"] == 0
+
+
+def test_lock_timeout_names_the_limit(dsn: str, db, schema: str) -> None:
+    _make_table(db, schema)
+
+    async def run() -> BaseException:
+        holder = await asyncpg.connect(dsn)
+        try:
+            async with holder.transaction():
+                await holder.execute(f'LOCK TABLE "{schema}".loads IN ACCESS EXCLUSIVE MODE')
+                writer = PostgresBulkWriter(dsn=dsn, lock_timeout=0.2, retries=0)
+                with pytest.raises(WriteTimeoutError) as caught:
+                    await writer.awrite("loads", [(1, "a")], columns=["id", "label"], schema=schema)
+                return caught.value
+        finally:
+            await holder.close()
+
+    error = asyncio.run(run())
+    assert error.limit == "lock_timeout"
+    assert "lock_timeout" in str(error)
+    assert _counts(db, schema) == (0, 0)
+
+
+def _slow_trigger(db, schema: str, seconds: float) -> None:
+    db.execute(
+        f'CREATE FUNCTION "{schema}".slow() RETURNS trigger LANGUAGE plpgsql AS '
+        f"$$ BEGIN PERFORM pg_sleep({seconds}); RETURN NEW; END $$"
+    )
+    db.execute(
+        f'CREATE TRIGGER slow BEFORE INSERT ON "{schema}".loads '
+        f'FOR EACH ROW EXECUTE FUNCTION "{schema}".slow()'
+    )
+
+
+def test_statement_timeout_names_the_limit(dsn: str, db, schema: str) -> None:
+    _make_table(db, schema)
+    _slow_trigger(db, schema, 2)
+    writer = PostgresBulkWriter(dsn=dsn, statement_timeout=0.3, retries=0)
+    with pytest.raises(WriteTimeoutError) as caught:
+        writer.write("loads", [(1, "a")], columns=["id", "label"], schema=schema)
+    assert caught.value.limit == "statement_timeout"
+    assert _counts(db, schema) == (0, 0)
+
+
+def test_silent_server_is_cut_off_by_the_round_trip_timeout(dsn: str, db, schema: str) -> None:
+    """With the server-side limit off, the client-side guard still ends the wait, and the
+    abandoned connection is closed rather than returned to the pool."""
+    _make_table(db, schema)
+    _slow_trigger(db, schema, 3)
+    writer = PostgresBulkWriter(
+        dsn=dsn, statement_timeout=0, round_trip_timeout=0.5, retries=0, application_name=schema
+    )
+    started = time.monotonic()
+    with pytest.raises(WriteTimeoutError) as caught:
+        writer.write("loads", [(1, "a")], columns=["id", "label"], schema=schema)
+    assert caught.value.limit == "round_trip_timeout"
+    assert time.monotonic() - started < 2.5
+    deadline = time.monotonic() + 10
+    while asyncio.run(_our_sessions(dsn, schema)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert asyncio.run(_our_sessions(dsn, schema)) == []
+    assert _counts(db, schema) == (0, 0)
+
+
+def test_stale_pooled_connection_is_replaced(dsn: str, db, schema: str) -> None:
+    """Connections of a held pool killed between two writes: the next write still lands."""
+    _make_table(db, schema)
+    app = f"stale-{schema}"
+    with PostgresBulkWriter(dsn=dsn, application_name=app) as writer:
+        writer.write("loads", [(1, "a")], columns=["id", "label"], schema=schema)
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            app,
+        )
+        result = writer.write("loads", [(2, "b")], columns=["id", "label"], schema=schema)
+    assert result.rows == 1
+    assert _counts(db, schema) == (2, 2)
+
+
+SENTINEL = "s3cr3t-Sentinel-9f2c"
+
+
+@pytest.mark.parametrize(
+    "bad_dsn",
+    [
+        f"postgresql://loader:{SENTINEL}@127.0.0.1:1/nowhere",
+        f"postgresql://loader:{SENTINEL}@256.0.0.1:5432/nowhere",
+    ],
+)
+def test_password_never_appears_in_errors_or_dagster_events(bad_dsn: str) -> None:
+    writer = PostgresBulkWriter(dsn=bad_dsn, connect_timeout=2)
+    assert SENTINEL not in repr(writer)
+    with pytest.raises(BulkWriteError) as caught:
+        writer.write("t", [(1,)], columns=["a"])
+    rendered = "".join(traceback.format_exception(caught.value))
+    assert SENTINEL not in rendered
+    assert "***" in str(caught.value)
+
+    @asset
+    def leaky(writer: PostgresBulkWriter) -> None:
+        writer.write("t", [(1,)], columns=["a"])
+
+    instance = DagsterInstance.ephemeral()
+    result = materialize(
+        [leaky], resources={"writer": writer}, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    logs = instance.all_logs(result.run_id)
+    assert logs
+    assert all(SENTINEL not in str(entry) for entry in logs)
