@@ -1,6 +1,5 @@
 """Bulk writes into PostgreSQL for Dagster assets."""
 
-from .embedded_postgres import EmbeddedPostgres as EmbeddedPostgres
 from .errors import BadValueError as BadValueError
 from .errors import BulkWriteError as BulkWriteError
 from .errors import OutcomeUnknownError as OutcomeUnknownError

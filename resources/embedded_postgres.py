@@ -226,13 +226,17 @@ class EmbeddedPostgres:
     @property
     def _lock_file(self) -> Path:
         # Next to the data dir, not inside it: reset() deletes the data dir under this lock.
-        return self.data_dir.with_name(f".{self.data_dir.name}.lock")
+        return self._hidden_sibling("lock")
 
     @property
     def _initdb_dir(self) -> Path:
         # initdb writes here and the result is renamed into place, so an interrupted initdb
         # never leaves a half-built data dir that looks initialised.
-        return self.data_dir.with_name(f".{self.data_dir.name}.initdb")
+        return self._hidden_sibling("initdb")
+
+    def _hidden_sibling(self, suffix: str) -> Path:
+        name = self.data_dir.name
+        return self.data_dir.with_name(f"{name if name.startswith('.') else '.' + name}.{suffix}")
 
     def _socket_dir(self) -> Path:
         longest = self.data_dir / _LONGEST_SOCKET_NAME

@@ -13,7 +13,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from resources import EmbeddedPostgres, PostgresBulkWriter
+from resources import PostgresBulkWriter
+from resources.embedded_postgres import EmbeddedPostgres
 
 REPO = Path(__file__).resolve().parents[1]
 

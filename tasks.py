@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Project commands that set themselves up: only Python >= 3.11 is needed beforehand.
+
+Usage:
+    python3 tasks.py ui [dagster dev args...]    e.g. -p 3001 -h 0.0.0.0
+    python3 tasks.py test [pytest args...]       e.g. -k copy -x
+    python3 tasks.py lint [paths...]             ruff check, ruff format --check, mypy
+
+Every command first creates .venv (if missing) and runs `pip install -e '.[dev]'` into it
+when pyproject.toml changed since the last install. `ui` uses DAGSTER_HOME=.dagster_home
+unless set, and starts the shared embedded PostgreSQL unless DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+VENV = REPO / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+# Holds the sha256 of the pyproject.toml last installed: a changed file means re-install.
+STAMP = VENV / ".bulk-assets-installed"
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def shown(argv: list[str | Path]) -> str:
+    parts = []
+    for arg in argv:
+        path = Path(arg)
+        if path.is_absolute() and path.is_relative_to(REPO):
+            arg = path.relative_to(REPO)
+        parts.append(str(arg))
+    return shlex.join(parts)
+
+
+def run(argv: list[str | Path], *, env: dict[str, str] | None = None) -> None:
+    """Run a set-up command; on failure exit with its exit code."""
+    code = subprocess.call([str(a) for a in argv], cwd=REPO, env=env)
+    if code != 0:
+        print(f"tasks.py: `{shown(argv)}` failed with exit code {code}", file=sys.stderr)
+        raise SystemExit(code)
+
+
+def replace_process(argv: list[str | Path], *, env: dict[str, str] | None = None) -> int:
+    """Become the command (signals and exit code are its own); the caller returns its code."""
+    step(shown(argv))
+    args = [str(a) for a in argv]
+    os.chdir(REPO)
+    if os.name == "posix":
+        # Python ignores SIGPIPE and SIGXFSZ and exec keeps that; the command should not
+        # inherit it (subprocess restores them the same way).
+        for name in ("SIGPIPE", "SIGXFSZ"):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        os.execve(args[0], args, env if env is not None else os.environ)
+    return subprocess.call(args, env=env)
+
+
+def ensure_venv() -> None:
+    if not PYTHON.exists():
+        step(f"creating .venv with Python {sys.version.split()[0]} ({sys.executable})")
+        code = subprocess.call([sys.executable, "-m", "venv", str(VENV)])
+        if code != 0:
+            print(
+                "tasks.py: could not create .venv; on Debian/Ubuntu install python3-venv",
+                file=sys.stderr,
+            )
+            raise SystemExit(code)
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    try:
+        installed = STAMP.read_text().strip()
+    except FileNotFoundError:
+        installed = ""
+    if installed == digest:
+        step(".venv is up to date with pyproject.toml")
+        return
+    step("installing the project into .venv: pip install -e '.[dev]'")
+    run(
+        [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", ".[dev]"],
+    )
+    # Written only after a successful install, so an interrupted one is retried.
+    STAMP.write_text(digest + "\n")
+
+
+def ui(args: list[str]) -> int:
+    env = dict(os.environ)
+    # dagster requires an absolute DAGSTER_HOME.
+    home = Path(env.get("DAGSTER_HOME") or REPO / ".dagster_home").expanduser().resolve()
+    env["DAGSTER_HOME"] = str(home)
+    if not (home / "dagster.yaml").exists():
+        step(f"creating DAGSTER_HOME {shown([home])} with an empty dagster.yaml")
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").touch()
+    if env.get("DATABASE_URL"):
+        step("DATABASE_URL is set: not starting the embedded PostgreSQL")
+    else:
+        start: list[str | Path] = [PYTHON, "-m", "resources.embedded_postgres", "start"]
+        step(shown(start))
+        run(start, env=env)
+    return replace_process([BIN / "dagster", "dev", "-w", "workspace.yaml", *args], env=env)
+
+
+def test(args: list[str]) -> int:
+    return replace_process([PYTHON, "-m", "pytest", *args])
+
+
+def lint(args: list[str]) -> int:
+    checks: list[list[str | Path]] = [
+        [BIN / "ruff", "check", *args],
+        [BIN / "ruff", "format", "--check", *args],
+        # Without paths mypy checks the packages configured in pyproject.toml.
+        [BIN / "mypy", *args],
+    ]
+    failed = 0
+    for argv in checks:
+        step(shown(argv))
+        code = subprocess.call([str(a) for a in argv], cwd=REPO)
+        failed = failed or code
+    if failed:
+        print("tasks.py: lint failed", file=sys.stderr)
+    return failed
+
+
+COMMANDS = {"ui": ui, "test": test, "lint": lint}
+
+
+def main(argv: list[str]) -> int:
+    # pyproject's floor is for the venv; this file runs under whatever python3 the user has.
+    if sys.version_info < (3, 11):  # noqa: UP036
+        print(f"tasks.py needs Python >= 3.11, this is {sys.version.split()[0]}", file=sys.stderr)
+        return 2
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(
+            f"tasks.py: unknown command {argv[0]!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr
+        )
+        return 2
+    ensure_venv()
+    return command(argv[1:])
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
