@@ -228,6 +228,11 @@ class PostgresBulkWriter(ConfigurableResource):
             SchemaMismatchError: unknown table, missing or extra columns.
             TransientWriteError: the server or network failed, and retries ran out.
         """
+        if isinstance(data, AsyncIterable) and _loop_running():
+            raise TypeError(
+                f"write({table!r}, ...) got an async iterable inside a running event loop, which "
+                "it would have to block to consume: use `await writer.awrite(...)` instead"
+            )
         request = self._request(
             table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
         )
@@ -329,3 +334,11 @@ class PostgresBulkWriter(ConfigurableResource):
 
 async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
