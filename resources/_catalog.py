@@ -37,18 +37,29 @@ ORDER BY a.attnum
 """
 
 _TABLE_SQL = """
-SELECT c.oid, n.nspname, c.relname
+SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')
+WHERE c.oid = to_regclass($1)
 """
+_RELKINDS = {
+    "v": "a view",
+    "m": "a materialized view",
+    "f": "a foreign table",
+    "i": "an index",
+    "S": "a sequence",
+    "c": "a composite type",
+    "I": "a partitioned index",
+}
 
-# Unique indexes (and primary keys) that an ON CONFLICT on exactly these columns can use.
+# Unique indexes (and primary keys) that an ON CONFLICT on exactly these columns can use: not
+# partial, not on expressions, not deferrable.
 _UNIQUE_KEYS_SQL = """
 SELECT array_agg(a.attname ORDER BY a.attname) AS cols
 FROM pg_index i
 JOIN LATERAL unnest(i.indkey) AS k(attnum) ON true
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+WHERE i.indrelid = $1 AND i.indisunique AND i.indimmediate
+  AND i.indpred IS NULL AND i.indexprs IS NULL
 GROUP BY i.indexrelid
 """
 
@@ -92,6 +103,12 @@ async def describe_table(
     row = await conn.fetchrow(_TABLE_SQL, qualified(schema, table))
     if row is None:
         return None
+    if row["relkind"] not in ("r", "p"):
+        kind = _RELKINDS.get(row["relkind"], f"a relation of kind {row['relkind']!r}")
+        display = f"{row['nspname']}.{row['relname']}"
+        raise SchemaMismatchError(
+            f"{display} is {kind}, not a table: bulk writes need a table", table=display
+        )
     columns = {r["name"]: ColumnInfo(**dict(r)) for r in await conn.fetch(_COLUMNS_SQL, row["oid"])}
     keys = tuple(frozenset(r["cols"]) for r in await conn.fetch(_UNIQUE_KEYS_SQL, row["oid"]))
     return TableInfo(schema=row["nspname"], name=row["relname"], columns=columns, unique_keys=keys)
@@ -156,6 +173,9 @@ def _sql_type_for(series: pd.Series) -> str:
         return "timestamptz"
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
+    if pd.api.types.is_unsigned_integer_dtype(dtype):
+        # The next signed type up holds every value; uint64 needs numeric(20).
+        return {1: "smallint", 2: "integer", 4: "bigint"}.get(dtype.itemsize, "numeric(20, 0)")
     if pd.api.types.is_integer_dtype(dtype):
         return {1: "smallint", 2: "smallint", 4: "integer"}.get(dtype.itemsize, "bigint")
     if pd.api.types.is_float_dtype(dtype):

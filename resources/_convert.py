@@ -12,6 +12,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,9 +29,9 @@ _INT_RANGES = {
     "int8": (-(2**63), 2**63 - 1),
 }
 _TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext"})
-# A float64 holds every integer up to 2**53 exactly; beyond that an int may not survive.
-_FLOAT_EXACT_INT = 2**53
 _MAX_REPR = 60
+# "\u0000" in JSON text, unless its backslash is itself escaped ("\\u0000" is legal text).
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class _Reject(Exception):
@@ -181,23 +182,29 @@ def _convert_int(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[
 
 def _convert_float(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
     dtype = series.dtype
+    # real keeps integers exactly up to 2**24, double precision up to 2**53.
+    as_float = np.float32 if column.base_type == "float4" else np.float64
     if pd.api.types.is_bool_dtype(dtype):
         raise _Reject(f"expected a number, got bool {series.iloc[0]!r}", 0)
     if pd.api.types.is_float_dtype(dtype):
         return _with_nulls(series.to_numpy(dtype="float64", na_value=np.nan).tolist(), na)
-    if pd.api.types.is_integer_dtype(dtype):
-        arr = series.to_numpy(dtype="float64", na_value=np.nan)
-        inexact = ~na & (np.abs(arr) > _FLOAT_EXACT_INT)
+    if pd.api.types.is_signed_integer_dtype(dtype):
+        ints = series.to_numpy(dtype="int64", na_value=0)
+        floats = ints.astype(as_float)
+        # Compare in the integer domain: int-to-float comparison would round the int first.
+        # Above 2**62 the cast back may overflow; such values are inexact in either type.
+        inexact = ~na & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
         if inexact.any():
             pos = _first(inexact)
-            raise _Reject(f"integer {series.iloc[pos]} has no exact {column.sql_type} value", pos)
-        return _with_nulls(arr.tolist(), na)
+            raise _Reject(f"integer {ints[pos]} has no exact {column.sql_type} value", pos)
+        return _with_nulls(floats.astype(np.float64).tolist(), na)
 
     def one(value: Any) -> float:
         if isinstance(value, bool | np.bool_):
             raise _Reject(f"expected a number, {_got(value)}")
         if isinstance(value, int | np.integer):
-            if abs(int(value)) > _FLOAT_EXACT_INT and float(value) != int(value):
+            # Python compares int and float exactly, without rounding either.
+            if float(as_float(value)) != int(value):
                 raise _Reject(f"integer {value} has no exact {column.sql_type} value")
             return float(value)
         if isinstance(value, float | np.floating | decimal.Decimal):
@@ -329,8 +336,8 @@ def _convert_json(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
                 text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default)
             except (TypeError, ValueError) as exc:
                 raise _Reject(f"cannot be stored as JSON: {exc}") from None
-        # PostgreSQL's jsonb has no representation of U+0000 and rejects "\u0000".
-        if column.base_type == "jsonb" and ("\\u0000" in text or "\x00" in text):
+        # PostgreSQL's jsonb has no representation of U+0000 and rejects its escape.
+        if column.base_type == "jsonb" and ("\x00" in text or _JSON_NUL.search(text)):
             raise _Reject(f"JSON contains a NUL character (U+0000): {_show(value)}")
         return text
 

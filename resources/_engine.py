@@ -284,8 +284,8 @@ async def _write_in_one_transaction(
                 async for chunk in chunks:
                     await _send(conn, writer, chunk, request, stats)
                     _report(log, request, stats)
-        except BaseException:
-            await _abandon(conn, transaction)
+        except BaseException as exc:
+            await _abandon(conn, transaction, exc)
             raise
         await _commit(conn, transaction, request)
 
@@ -316,15 +316,23 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
         try:
             async with _round_trip(conn, request, "table lookup"):
                 info, columns = await _resolve_target(conn, request, first, stats)
-        except BaseException:
-            await _abandon(conn, transaction)
+        except BaseException as exc:
+            await _abandon(conn, transaction, exc)
             raise
         await _commit(conn, transaction, request)
     async with contextlib.aclosing(
         _prefetch(_prepared_chunks(frames, info, columns, request))
     ) as chunks:
-        async for chunk in chunks:
-            await _write_chunk_with_retries(pool, request, info, columns, chunk, stats, log)
+        try:
+            async for chunk in chunks:
+                await _write_chunk_with_retries(pool, request, info, columns, chunk, stats, log)
+        except BulkWriteError as exc:
+            exc.committed_rows = stats.rows
+            exc.args = (
+                f"{exc.args[0]}; with commit='chunk', the {stats.rows:,} rows of the "
+                f"{stats.chunks} chunks before this one stay committed",
+            )
+            raise
 
 
 async def _write_chunk_with_retries(
@@ -343,12 +351,7 @@ async def _write_chunk_with_retries(
             break
         except TransientWriteError as exc:
             if attempt >= request.retries:
-                raise TransientWriteError(
-                    f"{exc} ({stats.rows} rows in {stats.chunks} chunks were committed "
-                    f"before this chunk, rows {chunk.offset}..."
-                    f"{chunk.offset + len(chunk.records) - 1})",
-                    table=request.display,
-                ) from exc
+                raise
             attempt += 1
             log.info("%s: chunk %d failed (%s), retrying", request.display, stats.chunks, exc)
             await sleep_before_retry(attempt)
@@ -379,8 +382,8 @@ async def _write_one_chunk(
                 await writer.begin(conn)
             before = (stats.rows, stats.affected, stats.chunks, stats.duplicates)
             await _send(conn, writer, chunk, request, stats)
-        except BaseException:
-            await _abandon(conn, transaction)
+        except BaseException as exc:
+            await _abandon(conn, transaction, exc)
             raise
         try:
             await _commit(conn, transaction, request)
@@ -476,10 +479,23 @@ def _lost(conn: asyncpg.Connection) -> bool:
         return True  # the pool already detached the lost connection
 
 
-async def _abandon(conn: asyncpg.Connection, transaction: Any) -> None:
-    """Roll back; a connection whose state is unknown (lost, timed out mid-protocol) is closed
-    instead, so that the pool never hands it out again."""
+async def _abandon(conn: asyncpg.Connection, transaction: Any, error: BaseException) -> None:
+    """Roll back after a clean error (a bad value caught here, an error the server reported);
+    close a connection whose state is unknown (lost, timed out or confused mid-protocol), so
+    that the pool never hands it out again: the server then rolls back on its own."""
     if _lost(conn):
+        return
+    if isinstance(error, BulkWriteError):
+        # Errors from a round trip are translated, with the driver's exception as cause.
+        cause = error.__cause__
+        clean = cause is None or (
+            isinstance(cause, asyncpg.PostgresError) and not is_transient(cause)
+        )
+    else:
+        # The source or the conversion failed between round trips; a cancellation may not be.
+        clean = isinstance(error, Exception)
+    if not clean:
+        conn.terminate()
         return
     try:
         async with asyncio.timeout(5):

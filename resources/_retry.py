@@ -25,6 +25,10 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         return state in _TRANSIENT_SQLSTATES or state.startswith("08")
+    if isinstance(exc, asyncpg.InternalClientError):
+        # "cannot switch to state N; another operation is in progress": the protocol lost
+        # track after the server went away mid-COPY. The connection is closed, not reused.
+        return True
     if isinstance(exc, asyncpg.InterfaceError):
         # asyncpg detaches a lost connection from its pool proxy; the next call on it says
         # "released back to the pool" or "connection is closed" rather than raising a

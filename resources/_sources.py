@@ -48,7 +48,7 @@ async def iter_frames(
     if callable(data) and not isinstance(data, pd.DataFrame | Iterable | AsyncIterable):
         data = await asyncio.to_thread(data)
     if isinstance(data, pd.DataFrame):
-        async for frame in _slices(data, chunk_size):
+        async for frame in _slices(_select(data, columns, table), chunk_size):
             yield frame
         return
     if isinstance(data, str | bytes | dict):
@@ -70,8 +70,7 @@ async def iter_frames(
                 f"data for {table} mixes DataFrames and rows; send one kind", table=table
             )
         if isinstance(item, pd.DataFrame):
-            if columns is not None:
-                item = _select(item, columns, table)
+            item = _select(item, columns, table)
             if item.empty and yielded:
                 continue
             async for frame in _slices(item, chunk_size):
@@ -114,7 +113,13 @@ async def _aiter(data: Any) -> AsyncIterator[Any]:
         yield item
 
 
-def _select(frame: pd.DataFrame, columns: Sequence[str], table: str) -> pd.DataFrame:
+def _select(frame: pd.DataFrame, columns: Sequence[str] | None, table: str) -> pd.DataFrame:
+    """The frame with ``columns`` only (all if None), every label a str: a column labelled
+    0 is the table's column "0"."""
+    if any(not isinstance(c, str) for c in frame.columns):
+        frame = frame.rename(columns=str)
+    if columns is None:
+        return frame
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise TerminalWriteError(

@@ -25,6 +25,9 @@ class BulkWriteError(Exception):
     def __init__(self, message: str, *, table: str | None = None) -> None:
         super().__init__(message)
         self.table = table
+        #: Rows committed before the failure: always 0 for a one-transaction write; with
+        #: ``commit="chunk"``, the rows of the chunks that made it.
+        self.committed_rows = 0
 
 
 class TransientWriteError(BulkWriteError):
