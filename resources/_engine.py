@@ -17,7 +17,7 @@ import pandas as pd
 from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
 from ._convert import frame_to_records
 from ._identifiers import quote_ident
-from ._modes import ModeWriter, make_writer
+from ._modes import MODES, ModeWriter, make_writer
 from ._retry import is_transient, sleep_before_retry
 from ._sources import is_replayable, iter_frames
 from .errors import (
@@ -87,6 +87,8 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
             f"mode={request.mode!r} needs key_columns to match rows of {request.display}",
             table=request.display,
         )
+    if request.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {request.mode!r}")
     if request.chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {request.chunk_size}")
     if request.replace and (request.commit == "chunk" or request.mode in _IDEMPOTENT):
@@ -107,9 +109,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
                 await _write_in_one_transaction(pool, request, stats, log)
             break
         except BulkWriteError as exc:
-            retry = (
-                isinstance(exc, TransientWriteError) and replayable and attempt < request.retries
-            )
+            retry = _retryable(exc) and replayable and attempt < request.retries
             if request.commit == "chunk" or not retry:
                 raise
             attempt += 1
@@ -132,6 +132,13 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
         attempts=attempt + 1,
         created=stats.created,
         columns=stats.columns,
+    )
+
+
+def _retryable(exc: BulkWriteError) -> bool:
+    # A statement that outran statement_timeout would only outrun it again.
+    return isinstance(exc, TransientWriteError) and not (
+        isinstance(exc, WriteTimeoutError) and exc.limit == "statement_timeout"
     )
 
 
@@ -350,7 +357,7 @@ async def _write_chunk_with_retries(
             await _write_one_chunk(pool, request, info, columns, chunk, stats)
             break
         except TransientWriteError as exc:
-            if attempt >= request.retries:
+            if not _retryable(exc) or attempt >= request.retries:
                 raise
             attempt += 1
             log.info("%s: chunk %d failed (%s), retrying", request.display, stats.chunks, exc)

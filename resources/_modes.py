@@ -18,6 +18,7 @@ from ._identifiers import column_list, quote_ident
 if TYPE_CHECKING:
     import asyncpg
 
+MODES = ("copy", "executemany", "insert", "update", "upsert")
 # PostgreSQL's wire protocol numbers bind parameters with an int16: 32,767 per statement.
 MAX_BIND_PARAMS = 32_767
 # Past a few thousand rows a VALUES list costs more to parse and plan than it saves in round

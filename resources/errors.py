@@ -77,8 +77,10 @@ class BadValueError(TerminalWriteError):
 
 
 class WriteTimeoutError(TransientWriteError):
-    """A time limit fired. ``limit`` names it: ``connect_timeout``, ``statement_timeout``,
-    ``lock_timeout`` or ``chunk_timeout`` (the client-side guard around each round trip)."""
+    """A time limit fired. ``limit`` names it: ``connect_timeout``, ``lock_timeout``,
+    ``statement_timeout`` or ``round_trip_timeout`` (the client-side guard around each round
+    trip). All but ``statement_timeout`` are retried like other transient errors: a statement
+    that outran its limit would only outrun it again."""
 
     def __init__(self, message: str, *, limit: str, table: str | None = None) -> None:
         super().__init__(message, table=table)

@@ -176,6 +176,36 @@ def test_statement_timeout_names_the_limit(dsn: str, db, schema: str) -> None:
     assert _counts(db, schema) == (0, 0)
 
 
+def test_statement_timeout_is_not_retried(dsn: str, db, schema: str) -> None:
+    """A statement that outran statement_timeout would only outrun it again: one attempt,
+    counted by a sequence that the trigger advances (sequences ignore the rollback)."""
+    _make_table(db, schema)
+    db.execute(f'CREATE SEQUENCE "{schema}".attempts')
+    db.execute(
+        f'CREATE FUNCTION "{schema}".slow() RETURNS trigger LANGUAGE plpgsql AS '
+        f"$$ BEGIN PERFORM nextval('\"{schema}\".attempts'); PERFORM pg_sleep(2); "
+        "RETURN NEW; END $$"
+    )
+    db.execute(
+        f'CREATE TRIGGER slow BEFORE INSERT ON "{schema}".loads '
+        f'FOR EACH ROW EXECUTE FUNCTION "{schema}".slow()'
+    )
+    writer = PostgresBulkWriter(dsn=dsn, statement_timeout=0.3, retries=3)
+    with pytest.raises(WriteTimeoutError) as caught:
+        writer.write("loads", [(1, "a")], columns=["id", "label"], schema=schema)
+    assert caught.value.limit == "statement_timeout"
+    assert db.fetchval(f'SELECT last_value FROM "{schema}".attempts') == 1
+
+
+def test_unknown_mode_is_refused_before_anything_runs(dsn: str, db, schema: str) -> None:
+    _make_table(db, schema)
+    with pytest.raises(ValueError, match="copyy"):
+        PostgresBulkWriter(dsn=dsn).write(
+            "loads", [(1, "a")], columns=["id", "label"], schema=schema, mode="copyy"
+        )  # type: ignore[arg-type]
+    assert _counts(db, schema) == (0, 0)
+
+
 def test_silent_server_is_cut_off_by_the_round_trip_timeout(dsn: str, db, schema: str) -> None:
     """With the server-side limit off, the client-side guard still ends the wait, and the
     abandoned connection is closed rather than returned to the pool."""
