@@ -5,6 +5,7 @@ Usage:
     python3 tasks.py ui [dagster dev args...]    e.g. -p 3001 -h 0.0.0.0
     python3 tasks.py test [pytest args...]       e.g. -k copy -x
     python3 tasks.py lint [paths...]             ruff check, ruff format --check, mypy
+    python3 tasks.py pg [status|stop|dsn|reset]  the UI's embedded PostgreSQL
 
 Every command first creates .venv (if missing) and runs `pip install -e '.[dev]'` into it
 when pyproject.toml changed since the last install. `ui` uses DAGSTER_HOME=.dagster_home
@@ -91,11 +92,19 @@ def ensure_venv() -> None:
     STAMP.write_text(digest + "\n")
 
 
-def ui(args: list[str]) -> int:
+def dagster_env() -> dict[str, str]:
+    """The environment of `ui` and `pg`: DAGSTER_HOME=.dagster_home unless set, so that both
+    name the same embedded server ($DAGSTER_HOME/embedded-postgres)."""
     env = dict(os.environ)
     # dagster requires an absolute DAGSTER_HOME.
     home = Path(env.get("DAGSTER_HOME") or REPO / ".dagster_home").expanduser().resolve()
     env["DAGSTER_HOME"] = str(home)
+    return env
+
+
+def ui(args: list[str]) -> int:
+    env = dagster_env()
+    home = Path(env["DAGSTER_HOME"])
     if not (home / "dagster.yaml").exists():
         step(f"creating DAGSTER_HOME {shown([home])} with an empty dagster.yaml")
         home.mkdir(parents=True, exist_ok=True)
@@ -107,6 +116,13 @@ def ui(args: list[str]) -> int:
         step(shown(start))
         run(start, env=env)
     return replace_process([BIN / "dagster", "dev", "-w", "workspace.yaml", *args], env=env)
+
+
+def pg(args: list[str]) -> int:
+    """The UI's embedded PostgreSQL: status, start, stop, dsn [--tcp], reset."""
+    return replace_process(
+        [PYTHON, "-m", "resources.embedded_postgres", *(args or ["status"])], env=dagster_env()
+    )
 
 
 def test(args: list[str]) -> int:
@@ -130,7 +146,7 @@ def lint(args: list[str]) -> int:
     return failed
 
 
-COMMANDS = {"ui": ui, "test": test, "lint": lint}
+COMMANDS = {"ui": ui, "test": test, "lint": lint, "pg": pg}
 
 
 def main(argv: list[str]) -> int:

@@ -9,7 +9,7 @@ import pandas as pd
 
 
 def users_frame(start: int, stop: int) -> pd.DataFrame:
-    """Users ``start`` .. ``stop - 1`` of the seed's table: (name, email)."""
+    """Users ``start`` .. ``stop - 1`` of the users table: (name, email)."""
     ids = np.arange(start, stop).astype(str)
     return pd.DataFrame(
         {

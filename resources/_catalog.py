@@ -141,10 +141,6 @@ def check_columns(info: TableInfo, data_columns: Sequence[str], *, mode: str) ->
 def check_key_columns(
     info: TableInfo, data_columns: Sequence[str], key_columns: Sequence[str], *, mode: str
 ) -> None:
-    if not key_columns:
-        raise SchemaMismatchError(
-            f"mode={mode!r} needs key_columns to match rows of {info.display}", table=info.display
-        )
     absent = [k for k in key_columns if k not in data_columns]
     if absent:
         raise SchemaMismatchError(

@@ -17,7 +17,7 @@ import pandas as pd
 from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
 from ._convert import frame_to_records
 from ._identifiers import quote_ident
-from ._modes import MODES, ModeWriter, make_writer
+from ._modes import MODES, STAGED_MODES, InsertWriter, ModeWriter, make_writer
 from ._retry import is_transient, sleep_before_retry
 from ._sources import is_replayable, iter_frames
 from .errors import (
@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from asyncpg.pool import Pool
 
 Commit = Literal["write", "chunk"]
-_IDEMPOTENT: frozenset[str] = frozenset({"update", "upsert"})
 # Chunks converted ahead of the one being sent: conversion of chunk n+1 overlaps the server's
-# ingest of chunk n, and at most two chunks wait in memory.
+# ingest of chunk n. In memory at once: the chunk being sent, one queued, one being converted.
 _PREFETCH = 1
-_COPY_CONTEXT = re.compile(r"line (\d+)(?:, column ([^:]+))?")
+# The server's context line for a row that COPY rejected; a trigger or function adds lines of
+# its own ("PL/pgSQL function f() line 4 at RAISE"), which must not be taken for the row.
+_COPY_CONTEXT = re.compile(r"^COPY .*, line (\d+)(?:, column (.+))?$", re.MULTILINE)
 _EXECUTEMANY_ELEMENT = re.compile(r"argument \$(\d+) in element #(\d+)")
+_INSERT_ARGUMENT = re.compile(r"query argument \$(\d+):")
 
 
 class Progress(Protocol):
@@ -62,6 +64,26 @@ class WriteRequest:
     retries: int
     round_trip_timeout: float | None
 
+    def __post_init__(self) -> None:
+        """Refuse what cannot work before anything connects."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.commit not in ("write", "chunk"):
+            raise ValueError(f"commit must be 'write' or 'chunk', got {self.commit!r}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        if self.mode in STAGED_MODES and not self.key_columns:
+            raise SchemaMismatchError(
+                f"mode={self.mode!r} needs key_columns to match rows of {self.display}",
+                table=self.display,
+            )
+        if self.replace and (self.commit == "chunk" or self.mode in STAGED_MODES):
+            raise ValueError(
+                "replace=True empties the table inside the write's one transaction: it needs "
+                f"commit='write' and an appending mode, got commit={self.commit!r}, "
+                f"mode={self.mode!r}"
+            )
+
     @property
     def display(self) -> str:
         return self.table if self.schema is None else f"{self.schema}.{self.table}"
@@ -82,21 +104,6 @@ class _Stats:
 async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> WriteResult:
     """Run ``request`` against ``pool``; retry the whole write after a transient failure when
     the source can be replayed."""
-    if request.mode in ("update", "upsert") and not request.key_columns:
-        raise SchemaMismatchError(
-            f"mode={request.mode!r} needs key_columns to match rows of {request.display}",
-            table=request.display,
-        )
-    if request.mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {request.mode!r}")
-    if request.chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {request.chunk_size}")
-    if request.replace and (request.commit == "chunk" or request.mode in _IDEMPOTENT):
-        raise ValueError(
-            "replace=True empties the table inside the write's one transaction: it needs "
-            f"commit='write' and an appending mode, got commit={request.commit!r}, "
-            f"mode={request.mode!r}"
-        )
     started = time.perf_counter()
     replayable = is_replayable(request.data)
     attempt = 0
@@ -145,7 +152,6 @@ def _retryable(exc: BulkWriteError) -> bool:
 @dataclass(slots=True)
 class _Prepared:
     offset: int
-    frame: pd.DataFrame
     records: list[tuple[Any, ...]]
     duplicates: int
 
@@ -161,17 +167,34 @@ async def _prepared_chunks(
     async for frame in frames:
         if frame.empty:
             continue
+        if list(frame.columns) != list(columns):
+            _check_same_columns(frame, columns, request, offset)
         frame = frame.reset_index(drop=True)
         records = await asyncio.to_thread(
             frame_to_records, frame, info, columns, row_offset=offset, not_null=not_null
         )
         duplicates = (
             int(frame.duplicated(subset=list(request.key_columns), keep="last").sum())
-            if request.mode in ("update", "upsert")
+            if request.mode in STAGED_MODES
             else 0
         )
-        yield _Prepared(offset, frame, records, duplicates)
+        yield _Prepared(offset, records, duplicates)
         offset += len(frame)
+
+
+def _check_same_columns(
+    frame: pd.DataFrame, columns: Sequence[str], request: WriteRequest, offset: int
+) -> None:
+    """Every chunk must carry the first chunk's columns (in any order): a column that comes
+    and goes would otherwise be dropped or NULLed without a word."""
+    missing = [c for c in columns if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in columns]
+    if missing or extra:
+        raise SchemaMismatchError(
+            f"the chunk of {request.display} starting at row {offset} has other columns than "
+            f"the first chunk: missing {missing}, extra {extra}",
+            table=request.display,
+        )
 
 
 async def _prefetch(source: AsyncIterator[_Prepared]) -> AsyncGenerator[_Prepared, None]:
@@ -250,7 +273,7 @@ async def _resolve_target(
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
     check_columns(info, columns, mode=request.mode)
-    if request.mode in ("update", "upsert"):
+    if request.mode in STAGED_MODES:
         check_key_columns(info, columns, request.key_columns, mode=request.mode)
     stats.columns = columns
     stats.table = info.display
@@ -301,13 +324,13 @@ async def _truncate(conn: asyncpg.Connection, request: WriteRequest, stats: _Sta
     """Empty the table inside the write's transaction: readers keep the old rows until the
     new ones commit (TRUNCATE holds an ACCESS EXCLUSIVE lock meanwhile, so they wait rather
     than see a half-loaded table)."""
-    info = await describe_table(conn, request.table, schema=request.schema)
-    if info is None:
-        raise SchemaMismatchError(
-            f"table {request.display} does not exist, so it cannot be replaced",
-            table=request.display,
-        )
     async with _round_trip(conn, request, "TRUNCATE"):
+        info = await describe_table(conn, request.table, schema=request.schema)
+        if info is None:
+            raise SchemaMismatchError(
+                f"table {request.display} does not exist, so it cannot be replaced",
+                table=request.display,
+            )
         await conn.execute(f"TRUNCATE {info.qualified}")
     stats.table = info.display
 
@@ -406,7 +429,7 @@ async def _send(
     request: WriteRequest,
     stats: _Stats,
 ) -> None:
-    async with _round_trip(conn, request, "chunk", chunk=chunk, columns=writer.columns):
+    async with _round_trip(conn, request, "chunk", chunk=chunk, writer=writer):
         affected = await writer.send(conn, chunk.records)
     stats.rows += len(chunk.records)
     stats.affected += affected
@@ -433,13 +456,13 @@ async def _connection(pool: Pool, request: WriteRequest) -> AsyncIterator[asyncp
         conn = await pool.acquire(timeout=request.round_trip_timeout)
     except TimeoutError as exc:
         raise WriteTimeoutError(
-            f"no connection to the server for {request.display} within "
-            f"{request.round_trip_timeout} s",
-            limit="connect_timeout",
+            f"no free connection in the pool for {request.display} within "
+            f"{request.round_trip_timeout} s (pool_size too small for the concurrent writes?)",
+            limit="round_trip_timeout",
             table=request.display,
         ) from exc
     except Exception as exc:
-        raise _translate(exc, request, (), None) from exc
+        raise _translate(exc, request, None, None) from exc
     try:
         yield conn
     finally:
@@ -453,7 +476,7 @@ async def _round_trip(
     what: str,
     *,
     chunk: _Prepared | None = None,
-    columns: Sequence[str] = (),
+    writer: ModeWriter | None = None,
 ) -> AsyncIterator[None]:
     """Apply the client-side limit and translate driver errors. A round trip whose server went
     silent (a backend killed mid-COPY can leave the client waiting for ever) fails instead of
@@ -476,7 +499,7 @@ async def _round_trip(
                 f"connection lost during {what} for {request.display}: {type(exc).__name__}: {exc}",
                 table=request.display,
             ) from exc
-        raise _translate(exc, request, columns, chunk) from exc
+        raise _translate(exc, request, chunk, writer) from exc
 
 
 def _lost(conn: asyncpg.Connection) -> bool:
@@ -516,7 +539,7 @@ async def _commit(conn: asyncpg.Connection, transaction: Any, request: WriteRequ
         async with _round_trip(conn, request, "COMMIT"):
             await transaction.commit()
     except TransientWriteError as exc:
-        if request.mode in _IDEMPOTENT or request.replace:
+        if request.mode in STAGED_MODES or request.replace:
             raise  # running it again converges on the same rows
         raise OutcomeUnknownError(
             f"the connection was lost during COMMIT of a {request.mode} into "
@@ -528,8 +551,8 @@ async def _commit(conn: asyncpg.Connection, transaction: Any, request: WriteRequ
 def _translate(
     exc: BaseException,
     request: WriteRequest,
-    columns: Sequence[str],
     chunk: _Prepared | None,
+    writer: ModeWriter | None,
 ) -> BulkWriteError:
     table = request.display
     if isinstance(exc, asyncpg.PostgresError):
@@ -552,7 +575,7 @@ def _translate(
         if state in ("42P01", "3F000", "42703"):
             return SchemaMismatchError(f"write into {table}: {text}", table=table)
         if state.startswith(("22", "23")):
-            column, row = _locate(exc, columns, chunk)
+            column, row = _locate(exc, chunk, writer)
             if row is None and chunk is not None:
                 text += f" in rows {chunk.offset}..{chunk.offset + len(chunk.records) - 1}"
             return BadValueError(text, table=table, column=column, row=row)
@@ -575,17 +598,25 @@ def _translate(
 
 
 def _locate(
-    exc: asyncpg.PostgresError, columns: Sequence[str], chunk: _Prepared | None
+    exc: asyncpg.PostgresError, chunk: _Prepared | None, writer: ModeWriter | None
 ) -> tuple[str | None, int | None]:
     column = getattr(exc, "column_name", None)
     row = None
     offset = chunk.offset if chunk is not None else 0
+    columns = writer.columns if writer is not None else ()
     context = getattr(exc, "context", None) or ""
-    if match := _COPY_CONTEXT.search(context):
-        row = offset + int(match.group(1)) - 1
-        column = column or match.group(2)
+    copy_lines = _COPY_CONTEXT.findall(context)
+    if copy_lines:
+        line, copy_column = copy_lines[-1]
+        row = offset + int(line) - 1
+        column = column or copy_column or None
     elif match := _EXECUTEMANY_ELEMENT.search(str(exc)):
         index = int(match.group(1)) - 1
         column = columns[index] if index < len(columns) else column
         row = offset + int(match.group(2))
+    elif (match := _INSERT_ARGUMENT.search(str(exc))) and isinstance(writer, InsertWriter):
+        index = int(match.group(1)) - 1
+        width = max(1, len(columns))
+        column = columns[index % width]
+        row = offset + writer.batch_start + index // width
     return column, row

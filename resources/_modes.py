@@ -10,15 +10,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from ._catalog import TableInfo
 from ._identifiers import column_list, quote_ident
+from .write_result import Mode
 
 if TYPE_CHECKING:
     import asyncpg
 
-MODES = ("copy", "executemany", "insert", "update", "upsert")
+MODES: tuple[str, ...] = get_args(Mode)
+# Modes that stage rows and match them on key columns; running one again converges on the
+# same table, so they are safe to retry even when a COMMIT's outcome is unknown.
+STAGED_MODES = frozenset({"update", "upsert"})
 # PostgreSQL's wire protocol numbers bind parameters with an int16: 32,767 per statement.
 MAX_BIND_PARAMS = 32_767
 # Past a few thousand rows a VALUES list costs more to parse and plan than it saves in round
@@ -68,6 +72,9 @@ class ExecutemanyWriter(ModeWriter):
 @dataclass(slots=True)
 class InsertWriter(ModeWriter):
     _sql: dict[int, str] = field(default_factory=dict)
+    #: Rows of the chunk before the statement in flight: bind parameter $n of a failing
+    #: statement is row batch_start + (n - 1) // width of the chunk.
+    batch_start: int = 0
 
     @property
     def rows_per_statement(self) -> int:
@@ -76,6 +83,7 @@ class InsertWriter(ModeWriter):
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         step = self.rows_per_statement
         for start in range(0, len(records), step):
+            self.batch_start = start
             batch = records[start : start + step]
             args = [value for row in batch for value in row]
             sql = self._sql.get(len(batch)) or self._sql.setdefault(
@@ -174,14 +182,12 @@ def make_writer(
     key_columns: Sequence[str],
     timeout: float | None,
 ) -> ModeWriter:
-    if mode == "copy":
-        return CopyWriter(info, columns, timeout)
-    if mode == "executemany":
-        return ExecutemanyWriter(info, columns, timeout)
-    if mode == "insert":
-        return InsertWriter(info, columns, timeout)
-    if mode == "update":
-        return UpdateWriter(info, columns, timeout, key_columns)
-    if mode == "upsert":
-        return UpsertWriter(info, columns, timeout, key_columns)
-    raise ValueError(f"mode must be one of copy, executemany, insert, update, upsert; got {mode!r}")
+    writers: dict[str, type[ModeWriter]] = {
+        "copy": CopyWriter,
+        "executemany": ExecutemanyWriter,
+        "insert": InsertWriter,
+    }
+    if mode in writers:
+        return writers[mode](info, columns, timeout)
+    staged = UpdateWriter if mode == "update" else UpsertWriter
+    return staged(info, columns, timeout, key_columns)

@@ -8,29 +8,39 @@ private loop in a background thread; callers on any thread or loop submit work t
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import re
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from .errors import TerminalWriteError, TransientWriteError, WriteTimeoutError
 
 T = TypeVar("T")
+_PASSWORD_PARAM = re.compile(r"(?:^|[?&\s])password\s*=\s*([^&\s]+)")
+# Seconds a cancelled write gets to roll back and hand its connection back.
+_CANCEL_GRACE = 5.0
 
 
-def redact(dsn: str) -> str:
-    """The DSN with its password replaced by ``***``, fit for a message."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "<unparsable DSN>"
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+def password_of(dsn: str) -> str | None:
+    """The password in a URL (``user:pw@``, ``?password=``) or keyword (``password=``) DSN."""
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+        except ValueError:
+            parts = None
+        if parts is not None and parts.password:
+            return parts.password
+    match = _PASSWORD_PARAM.search(dsn)
+    return match.group(1) if match else None
+
+
+def redact(text: str, password: str | None) -> str:
+    """``text`` with every occurrence of ``password`` replaced by ``***``."""
+    return text.replace(password, "***") if password else text
 
 
 class Session:
@@ -69,24 +79,49 @@ class Session:
         return session
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the session's loop and wait for it from this thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        """Run ``coro`` on the session's loop and wait for it from this thread. If the wait is
+        interrupted (Ctrl-C, a terminated Dagster run), the work is cancelled too, so that a
+        write the caller gave up on does not go on to commit."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            if future.cancel():
+                # Give the write a moment to roll back and release its connection.
+                concurrent.futures.wait([future], timeout=_CANCEL_GRACE)
+            raise
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the session's loop, awaited from the caller's loop."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def close(self) -> None:
-        if self.pool is not None and not self.loop.is_closed():
+        """Cancel work still running (its callers get CancelledError rather than waiting for
+        ever), close the pool, stop the loop."""
+        if not self.loop.is_closed():
             pool, self.pool = self.pool, None
             try:
-                self.run(asyncio.wait_for(pool.close(), 10))
+                asyncio.run_coroutine_threadsafe(_shutdown(pool), self.loop).result(
+                    _CANCEL_GRACE + 10
+                )
             except Exception:  # a pool that will not close cleanly is cut off instead
-                pool.terminate()
+                if pool is not None:
+                    pool.terminate()
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+async def _shutdown(pool: asyncpg.Pool | None) -> None:
+    me = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not me]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=_CANCEL_GRACE)
+    if pool is not None:
+        await asyncio.wait_for(pool.close(), 10)
 
 
 def bridge(items: AsyncIterable[Any], home: asyncio.AbstractEventLoop) -> AsyncIterator[Any]:
@@ -113,8 +148,8 @@ def bridge(items: AsyncIterable[Any], home: asyncio.AbstractEventLoop) -> AsyncI
 async def _create_pool(
     dsn: str, *, max_size: int, connect_timeout: float, server_settings: dict[str, str]
 ) -> asyncpg.Pool:
-    where = redact(dsn)
-    password = urlsplit(dsn).password if "://" in dsn else None
+    password = password_of(dsn)
+    where = redact(dsn, password)
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -144,5 +179,4 @@ async def _create_pool(
 
 
 def _clean(exc: BaseException, password: str | None) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text.replace(password, "***") if password else text
+    return redact(f"{type(exc).__name__}: {exc}", password)

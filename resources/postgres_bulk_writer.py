@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ._engine import Commit, Progress, WriteRequest, execute_write
+from ._retry import backoff
 from ._session import Session, bridge
 from ._sources import Data
+from .errors import TransientWriteError
 from .write_result import Mode, WriteResult
 
 __all__ = ["PostgresBulkWriter"]
@@ -162,14 +165,33 @@ class PostgresBulkWriter(ConfigurableResource):
     def _acquire_session(self) -> Session:
         with self._session_lock:
             if self._session is None:
-                self._session = Session.open(
-                    self.resolve_dsn(),
+                self._session = self._connect()
+            self._in_use += 1
+            return self._session
+
+    def _connect(self) -> Session:
+        """Open the pool, retrying a server that is restarting or momentarily full."""
+        dsn = self.resolve_dsn()
+        attempt = 0
+        while True:
+            try:
+                return Session.open(
+                    dsn,
                     max_size=self.pool_size,
                     connect_timeout=self.connect_timeout,
                     server_settings=self._server_settings(),
                 )
-            self._in_use += 1
-            return self._session
+            except TransientWriteError as exc:
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                self._progress().info("connecting failed (%s), retrying", exc)
+                time.sleep(backoff(attempt))
+
+    def _release_if_acquired(self, acquiring: asyncio.Future[Session]) -> None:
+        if not acquiring.cancelled() and acquiring.exception() is None:
+            # Closing may block for seconds: not on the caller's event loop.
+            threading.Thread(target=self._release_session, daemon=True).start()
 
     def _release_session(self) -> None:
         """Outside a Dagster run or ``with`` block, the last call in flight closes the pool."""
@@ -263,7 +285,13 @@ class PostgresBulkWriter(ConfigurableResource):
         request = self._request(
             table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
         )
-        session = await asyncio.to_thread(self._acquire_session)
+        acquiring = asyncio.ensure_future(asyncio.to_thread(self._acquire_session))
+        try:
+            session = await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            # The pool may still open in its thread: whoever gets it must hand it back.
+            acquiring.add_done_callback(self._release_if_acquired)
+            raise
         try:
             return await session.arun(execute_write(self._pool(session), request, self._progress()))
         finally:
@@ -304,8 +332,6 @@ class PostgresBulkWriter(ConfigurableResource):
         commit: Commit,
         replace: bool,
     ) -> WriteRequest:
-        if commit not in ("write", "chunk"):
-            raise ValueError(f"commit must be 'write' or 'chunk', got {commit!r}")
         if isinstance(key_columns, str):
             key_columns = [key_columns]
         return WriteRequest(

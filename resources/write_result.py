@@ -17,8 +17,7 @@ class WriteResult:
     Attributes:
         table: the target, schema-qualified (``public.users``).
         mode: the write mode used.
-        rows: rows sent to the server (after duplicate keys in a batch were resolved: rows
-            received).
+        rows: rows received and sent to the server, duplicates within a batch included.
         rows_affected: rows the server reports changed (``UPDATE n`` / ``INSERT 0 n``).
         chunks: chunks sent.
         seconds: wall time of the write, retries included.

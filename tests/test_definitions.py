@@ -1,4 +1,4 @@
-"""The code location loads, and the seed's users asset materializes into a real table."""
+"""The code location loads, and the users asset materializes into a real table."""
 
 from __future__ import annotations
 

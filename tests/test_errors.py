@@ -446,3 +446,34 @@ def test_a_view_is_not_a_target_table(
         schema,
     )
     assert [r[0] for r in kinds] == ["v"]
+
+
+@pytest.mark.parametrize("mode", ["copy", "executemany", "insert"])
+def test_error_raised_by_a_trigger_names_the_row_or_its_chunk(
+    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """A trigger's own context ("PL/pgSQL function ... line 4") is not taken for the row: COPY
+    names the row; the other modes, which the server cannot point into, name the chunk's rows."""
+    db.execute(f'CREATE TABLE "{schema}".checked (id int, v int)')
+    db.execute(
+        f'CREATE FUNCTION "{schema}".no_fives() RETURNS trigger LANGUAGE plpgsql AS $$\n'
+        "BEGIN\n"
+        "  IF NEW.v = 5 THEN\n"
+        "    RAISE EXCEPTION 'no fives' USING ERRCODE = '23514';\n"
+        "  END IF;\n"
+        "  RETURN NEW;\n"
+        "END $$"
+    )
+    db.execute(
+        f'CREATE TRIGGER no_fives BEFORE INSERT ON "{schema}".checked '
+        f'FOR EACH ROW EXECUTE FUNCTION "{schema}".no_fives()'
+    )
+    frame = pd.DataFrame({"id": range(8), "v": range(8)})
+    with pytest.raises(BadValueError) as caught:
+        writer.write("checked", frame, schema=schema, mode=mode, chunk_size=4)
+    if mode == "copy":
+        assert caught.value.row == 5
+    else:
+        assert caught.value.row is None
+        assert "rows 4..7" in str(caught.value)
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".checked') == 0

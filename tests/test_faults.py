@@ -5,9 +5,12 @@ of ours is left open."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import numpy as np
@@ -17,6 +20,7 @@ from dagster import DagsterInstance, asset, materialize
 
 from resources import (
     BulkWriteError,
+    OutcomeUnknownError,
     PostgresBulkWriter,
     TransientWriteError,
     WriteTimeoutError,
@@ -272,3 +276,171 @@ def test_password_never_appears_in_errors_or_dagster_events(bad_dsn: str) -> Non
     logs = instance.all_logs(result.run_id)
     assert logs
     assert all(SENTINEL not in str(entry) for entry in logs)
+
+
+def _deferred_slow_commit(db, schema: str, seconds: float) -> None:
+    """A deferred constraint trigger: COMMIT itself takes ``seconds``, a window to kill it in."""
+    db.execute(
+        f'CREATE FUNCTION "{schema}".slow_commit() RETURNS trigger LANGUAGE plpgsql AS '
+        f"$$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$"
+    )
+    db.execute(
+        f'CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON "{schema}".loads '
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+        f'WHEN (NEW.id = 0) EXECUTE FUNCTION "{schema}".slow_commit()'
+    )
+
+
+def test_connection_lost_at_commit_of_a_copy_is_not_resent(dsn: str, db, schema: str) -> None:
+    """COMMIT's outcome is unknown to the client: an append is never sent again (it could
+    duplicate), the caller is told so. Here the server had not committed, so nothing is there."""
+    _make_table(db, schema)
+    _deferred_slow_commit(db, schema, 1)
+    writer = PostgresBulkWriter(dsn=dsn, application_name=f"commit-{schema}")
+
+    async def run() -> None:
+        killer = asyncio.create_task(
+            _kill_first_load(dsn, writer.application_name, pattern="COMMIT%")
+        )
+        try:
+            await writer.awrite("loads", _chunks, schema=schema, chunk_size=CHUNK)
+        finally:
+            await killer
+
+    with pytest.raises(OutcomeUnknownError) as caught:
+        asyncio.run(run())
+    assert "may or may not" in str(caught.value)
+    assert _counts(db, schema) == (0, 0)
+
+
+def test_connection_lost_at_commit_of_an_upsert_is_run_again(dsn: str, db, schema: str) -> None:
+    db.execute(f'CREATE TABLE "{schema}".loads (id bigint PRIMARY KEY, label text NOT NULL)')
+    _deferred_slow_commit(db, schema, 1)
+    writer = PostgresBulkWriter(dsn=dsn, application_name=f"commit-{schema}")
+
+    async def run():
+        killer = asyncio.create_task(
+            _kill_first_load(dsn, writer.application_name, pattern="COMMIT%")
+        )
+        try:
+            return await writer.awrite(
+                "loads", _chunks, schema=schema, mode="upsert", key_columns=["id"], chunk_size=CHUNK
+            )
+        finally:
+            await killer
+
+    result = asyncio.run(run())
+    assert result.attempts == 2
+    assert _counts(db, schema) == (CHUNK * CHUNKS, CHUNK * CHUNKS)
+
+
+def test_commit_per_chunk_retries_the_chunk_that_failed(dsn: str, db, schema: str) -> None:
+    """With commit="chunk", even a one-shot generator survives a killed backend: the chunk in
+    hand is sent again, the committed ones are not."""
+    _make_table(db, schema)
+    writer = PostgresBulkWriter(dsn=dsn, application_name=f"chunk-{schema}")
+
+    async def run():
+        killer = asyncio.create_task(_kill_first_load(dsn, writer.application_name))
+        try:
+            return await writer.awrite(
+                "loads", _chunks(), schema=schema, chunk_size=CHUNK, commit="chunk"
+            )
+        finally:
+            await killer
+
+    result = asyncio.run(run())
+    assert result.rows == CHUNK * CHUNKS
+    assert _counts(db, schema) == (CHUNK * CHUNKS, CHUNK * CHUNKS)
+
+
+async def _slow_chunks() -> AsyncIterator[pd.DataFrame]:
+    for frame in _chunks():
+        yield frame
+        await asyncio.sleep(0.2)
+
+
+def _wait_until_gone(dsn: str, app: str) -> list[str]:
+    deadline = time.monotonic() + 10
+    while (sessions := asyncio.run(_our_sessions(dsn, app))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sessions
+
+
+def test_cancelled_awrite_commits_nothing(dsn: str, db, schema: str) -> None:
+    _make_table(db, schema)
+    app = f"cancel-{schema}"
+    writer = PostgresBulkWriter(dsn=dsn, application_name=app)
+
+    async def run() -> None:
+        task = asyncio.create_task(
+            writer.awrite("loads", _slow_chunks(), schema=schema, chunk_size=CHUNK)
+        )
+        await asyncio.sleep(0.7)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert _wait_until_gone(dsn, app) == []
+    assert _counts(db, schema) == (0, 0)
+
+
+def test_interrupted_write_commits_nothing(dsn: str, db, schema: str) -> None:
+    """Ctrl-C while write() waits: the write is cancelled and rolled back, not left to finish
+    and commit in the background."""
+    _make_table(db, schema)
+    app = f"interrupt-{schema}"
+    writer = PostgresBulkWriter(dsn=dsn, application_name=app)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.7)
+        with pytest.raises(KeyboardInterrupt):
+            writer.write("loads", _slow_chunks(), schema=schema, chunk_size=CHUNK)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    time.sleep(CHUNKS * 0.2)  # longer than the write would have taken
+    assert _wait_until_gone(dsn, app) == []
+    assert _counts(db, schema) == (0, 0)
+
+
+def test_close_while_another_thread_writes_does_not_hang(dsn: str, db, schema: str) -> None:
+    _make_table(db, schema)
+    writer = PostgresBulkWriter(dsn=dsn, application_name=f"close-{schema}")
+    outcome: dict[str, BaseException | None] = {}
+
+    def write() -> None:
+        try:
+            writer.write("loads", _slow_chunks(), schema=schema, chunk_size=CHUNK)
+            outcome["error"] = None
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    with writer:
+        thread = threading.Thread(target=write)
+        thread.start()
+        time.sleep(0.7)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert isinstance(outcome["error"], concurrent.futures.CancelledError)
+    assert _counts(db, schema) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "bad_dsn",
+    [
+        f"postgresql://loader@127.0.0.1:1/nowhere?password={SENTINEL}&sslmode=disable",
+        f"postgresql://loader:{SENTINEL}@127.0.0.1:1/nowhere",
+    ],
+)
+def test_password_is_masked_in_every_dsn_form(bad_dsn: str) -> None:
+    writer = PostgresBulkWriter(dsn=bad_dsn, connect_timeout=2, retries=1)
+    with pytest.raises(BulkWriteError) as caught:
+        writer.write("t", [(1,)], columns=["a"])
+    assert SENTINEL not in "".join(traceback.format_exception(caught.value))
+    assert "password=***" in str(caught.value) or ":***@" in str(caught.value)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resources import PostgresBulkWriter, TerminalWriteError
+from resources import PostgresBulkWriter, SchemaMismatchError, TerminalWriteError
 
 MODES = ["copy", "executemany", "insert", "update", "upsert"]
 KEYED = ("update", "upsert")
@@ -360,3 +360,31 @@ def test_unusable_shapes_are_refused_and_write_nothing(
     with pytest.raises(TerminalWriteError, match=word):
         writer.write("events", make(), columns=columns, schema=schema)
     assert totals(db, schema) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("later", "named"),
+    [
+        (lambda f: f.assign(extra=1), "extra"),  # a column that appears
+        (lambda f: f.drop(columns=["label"]), "label"),  # a column that disappears
+    ],
+)
+def test_chunks_whose_columns_change_are_refused(
+    later: Callable[[pd.DataFrame], pd.DataFrame], named: str, writer, db, schema: str
+) -> None:
+    """Later chunks must carry the first chunk's columns: nothing is dropped or NULLed
+    silently, and nothing is written."""
+    events(db, schema)
+    first, second = event_frames(2)
+    with pytest.raises(SchemaMismatchError) as caught:
+        writer.write("events", [first, later(second)], schema=schema)
+    assert named in str(caught.value) and f"row {CHUNK_ROWS}" in str(caught.value)
+    assert totals(db, schema) == (0, 0)
+
+
+def test_chunks_may_order_their_columns_differently(writer, db, schema: str) -> None:
+    events(db, schema)
+    first, second = event_frames(2)
+    writer.write("events", [first, second[["label", "id", "value"]]], schema=schema)
+    stored = db.fetch(f'SELECT id, label FROM "{schema}".events WHERE id = $1', CHUNK_ROWS)
+    assert stored[0]["label"] == f"event {CHUNK_ROWS}"

@@ -499,7 +499,7 @@ def test_every_null_marker_becomes_null_in_every_column_type(
         assert {k: v for k, v in dict(r).items() if k != "id"} == dict.fromkeys(NULL_TARGETS)
 
 
-# -- the seed's pattern: users(id bigserial primary key, name text, email text) -------------------
+# -- the users pattern: users(id bigserial primary key, name text, email text) --------------------
 
 USERS = 2_500
 
@@ -515,7 +515,7 @@ def users_frame(start: int, stop: int, *, prefix: str = "User") -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_seed_users_pattern_id_takes_its_default(
+def test_users_pattern_id_takes_its_default(
     mode: str, search_path_dsn: str, db: Any, schema: str
 ) -> None:
     """(name, email) rows go into users(id bigserial, ...) in every mode: ids come from the

@@ -1,4 +1,4 @@
-"""The seed's table: users(id bigserial, name, email), generated and loaded by binary COPY."""
+"""The users table: users(id bigserial, name, email), generated and loaded by binary COPY."""
 
 # No `from __future__ import annotations`: Dagster reads the config and resource types from
 # the function signature at definition time.
@@ -33,7 +33,7 @@ class UsersConfig(Config):
     chunk_size: int = Field(default=50_000, description="Rows per generated chunk.")
 
 
-@asset(group_name="seed", kinds={"postgres", "pandas"})
+@asset(group_name="examples", kinds={"postgres", "pandas"})
 def users(
     context: AssetExecutionContext, config: UsersConfig, writer: PostgresBulkWriter
 ) -> MaterializeResult:
