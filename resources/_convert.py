@@ -424,6 +424,21 @@ def _convert_date(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
     return _per_value(series, na, one)
 
 
+def _convert_interval(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
+    def one(value: Any) -> dt.timedelta:
+        if isinstance(value, np.timedelta64):
+            value = pd.Timedelta(value)
+        if isinstance(value, pd.Timedelta):
+            if value.nanoseconds:
+                raise _Reject(f"{value} has nanoseconds; PostgreSQL keeps microseconds")
+            return value.to_pytimedelta()
+        if isinstance(value, dt.timedelta):
+            return value
+        raise _Reject(f"expected a timedelta, {_got(value)}")
+
+    return _per_value(series, na, one)
+
+
 def _convert_passthrough(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
     def one(value: Any) -> Any:
         return value.item() if isinstance(value, np.generic) else value
@@ -447,4 +462,5 @@ _CONVERTERS: dict[str, Callable[[pd.Series, np.ndarray, ColumnInfo], list[Any]]]
     "timestamp": _convert_timestamp,
     "timestamptz": _convert_timestamp,
     "date": _convert_date,
+    "interval": _convert_interval,
 }

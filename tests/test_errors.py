@@ -477,3 +477,19 @@ def test_error_raised_by_a_trigger_names_the_row_or_its_chunk(
         assert caught.value.row is None
         assert "rows 4..7" in str(caught.value)
     assert db.fetchval(f'SELECT count(*) FROM "{schema}".checked') == 0
+
+
+def test_interval_keeps_microseconds_and_refuses_nanoseconds(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    db.execute(f'CREATE TABLE "{schema}".spans (d interval)')
+    good = pd.DataFrame({"d": pd.to_timedelta(["1 days 00:00:01.000002", None])})
+    writer.write("spans", good, schema=schema)
+    stored = [r["d"] for r in db.fetch(f'SELECT d FROM "{schema}".spans ORDER BY d')]
+    assert stored == [dt.timedelta(days=1, seconds=1, microseconds=2), None]
+    bad = pd.DataFrame({"d": [pd.Timedelta(1500, unit="ns")]})
+    with pytest.raises(BadValueError) as caught:
+        writer.write("spans", bad, schema=schema)
+    assert caught.value.column == "d" and caught.value.row == 0
+    assert "nanoseconds" in str(caught.value)
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".spans') == 2
