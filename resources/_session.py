@@ -122,6 +122,8 @@ async def _shutdown(pool: asyncpg.Pool | None) -> None:
         await asyncio.wait(pending, timeout=_CANCEL_GRACE)
     if pool is not None:
         await asyncio.wait_for(pool.close(), 10)
+    # The threads that advanced sync sources and converted chunks end with the session.
+    await asyncio.get_running_loop().shutdown_default_executor()
 
 
 def bridge(items: AsyncIterable[Any], home: asyncio.AbstractEventLoop) -> AsyncIterator[Any]:
