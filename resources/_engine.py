@@ -360,7 +360,7 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
             exc.committed_rows = stats.rows
             exc.args = (
                 f"{exc.args[0]}; with commit='chunk', the {stats.rows:,} rows of the "
-                f"{stats.chunks} chunks before this one stay committed",
+                f"{stats.chunks} chunk(s) before this one stay committed",
             )
             raise
 
@@ -465,8 +465,15 @@ async def _connection(pool: Pool, request: WriteRequest) -> AsyncIterator[asyncp
         raise _translate(exc, request, None, None) from exc
     try:
         yield conn
+    except BaseException as exc:
+        if not _state_known(exc) and not _lost(conn):
+            conn.terminate()  # e.g. BEGIN itself failed mid-protocol
+        raise
     finally:
-        await pool.release(conn)
+        # A failed release (its reset query met a broken connection) has already terminated
+        # the connection; the write's own outcome, success or error, is what the caller needs.
+        with contextlib.suppress(Exception):
+            await pool.release(conn)
 
 
 @contextlib.asynccontextmanager
@@ -515,16 +522,7 @@ async def _abandon(conn: asyncpg.Connection, transaction: Any, error: BaseExcept
     that the pool never hands it out again: the server then rolls back on its own."""
     if _lost(conn):
         return
-    if isinstance(error, BulkWriteError):
-        # Errors from a round trip are translated, with the driver's exception as cause.
-        cause = error.__cause__
-        clean = cause is None or (
-            isinstance(cause, asyncpg.PostgresError) and not is_transient(cause)
-        )
-    else:
-        # The source or the conversion failed between round trips; a cancellation may not be.
-        clean = isinstance(error, Exception)
-    if not clean:
+    if not _state_known(error):
         conn.terminate()
         return
     try:
@@ -532,6 +530,20 @@ async def _abandon(conn: asyncpg.Connection, transaction: Any, error: BaseExcept
             await transaction.rollback()
     except BaseException:
         conn.terminate()
+
+
+def _state_known(error: BaseException) -> bool:
+    """Whether the connection is in a known state after ``error``: the server reported it, or
+    it happened here between round trips. Otherwise (lost, timed out or confused mid-protocol,
+    cancelled) the connection must be closed, not reused."""
+    if isinstance(error, BulkWriteError):
+        # Errors from a round trip are translated, with the driver's exception as cause.
+        cause = error.__cause__
+        return cause is None or (
+            isinstance(cause, asyncpg.PostgresError) and not is_transient(cause)
+        )
+    # The source or the conversion failed between round trips; a cancellation may not have.
+    return isinstance(error, Exception)
 
 
 async def _commit(conn: asyncpg.Connection, transaction: Any, request: WriteRequest) -> None:

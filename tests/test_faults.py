@@ -36,17 +36,22 @@ def _chunks() -> Iterator[pd.DataFrame]:
         yield pd.DataFrame({"id": ids, "label": np.char.add("row-", ids.astype(str))})
 
 
-async def _kill_first_load(dsn: str, app: str, *, pattern: str = "COPY%") -> int:
-    """Terminate the first backend of ours found running ``pattern``; return its pid."""
+async def _kill_first_load(
+    dsn: str, app: str, *, pattern: str = "COPY%", running_for: float = 0.0
+) -> int:
+    """Terminate the first backend of ours found running ``pattern`` (for at least
+    ``running_for`` seconds); return its pid."""
     conn = await asyncpg.connect(dsn)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             pid = await conn.fetchval(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
-                "AND state = 'active' AND query LIKE $2 LIMIT 1",
+                "AND state = 'active' AND query LIKE $2 "
+                "AND now() - query_start >= make_interval(secs => $3) LIMIT 1",
                 app,
                 pattern,
+                running_for,
             )
             if pid is not None:
                 await conn.execute("SELECT pg_terminate_backend($1)", pid)
@@ -336,12 +341,24 @@ def test_connection_lost_at_commit_of_an_upsert_is_run_again(dsn: str, db, schem
 
 def test_commit_per_chunk_retries_the_chunk_that_failed(dsn: str, db, schema: str) -> None:
     """With commit="chunk", even a one-shot generator survives a killed backend: the chunk in
-    hand is sent again, the committed ones are not."""
+    hand is sent again, the committed ones are not. A trigger holds chunk 2's COPY for a second,
+    so the kill lands mid-COPY: killed during a COMMIT, an append's outcome would be unknown
+    and, rightly, not sent again."""
     _make_table(db, schema)
+    db.execute(
+        f'CREATE FUNCTION "{schema}".hold() RETURNS trigger LANGUAGE plpgsql AS '
+        "$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$"
+    )
+    db.execute(
+        f'CREATE TRIGGER hold BEFORE INSERT ON "{schema}".loads FOR EACH ROW '
+        f'WHEN (NEW.id = {CHUNK + 5}) EXECUTE FUNCTION "{schema}".hold()'
+    )
     writer = PostgresBulkWriter(dsn=dsn, application_name=f"chunk-{schema}")
 
     async def run():
-        killer = asyncio.create_task(_kill_first_load(dsn, writer.application_name))
+        killer = asyncio.create_task(
+            _kill_first_load(dsn, writer.application_name, running_for=0.3)
+        )
         try:
             return await writer.awrite(
                 "loads", _chunks(), schema=schema, chunk_size=CHUNK, commit="chunk"
