@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -100,33 +101,33 @@ class _Stats:
     table: str = ""
     started: float = field(default_factory=time.perf_counter)
 
+    def add(self, chunk: _Prepared, affected: int) -> None:
+        self.rows += len(chunk.records)
+        self.affected += affected
+        self.chunks += 1
+        self.duplicates += chunk.duplicates
+
 
 async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> WriteResult:
     """Run ``request`` against ``pool``; retry the whole write after a transient failure when
     the source can be replayed."""
     started = time.perf_counter()
-    replayable = is_replayable(request.data)
-    attempt = 0
-    while True:
+    # A one-shot source cannot be read again, and with commit="chunk" each chunk retries
+    # itself: only a replayable one-transaction write is retried whole.
+    whole = request.commit == "write" and is_replayable(request.data)
+    stats = _Stats()
+
+    async def attempt() -> None:
+        nonlocal stats
         stats = _Stats()
-        try:
-            if request.commit == "chunk":
-                await _write_per_chunk(pool, request, stats, log)
-            else:
-                await _write_in_one_transaction(pool, request, stats, log)
-            break
-        except BulkWriteError as exc:
-            retry = _retryable(exc) and replayable and attempt < request.retries
-            if request.commit == "chunk" or not retry:
-                raise
-            attempt += 1
-            log.info(
-                "%s: attempt %d failed (%s); nothing was committed, retrying",
-                request.display,
-                attempt,
-                exc,
-            )
-            await sleep_before_retry(attempt)
+        if request.commit == "chunk":
+            await _write_per_chunk(pool, request, stats, log)
+        else:
+            await _write_in_one_transaction(pool, request, stats, log)
+
+    attempts = await _with_retries(
+        attempt, request, log, retries=request.retries if whole else 0, what="the write"
+    )
     seconds = time.perf_counter() - started
     return WriteResult(
         table=stats.table or request.display,
@@ -136,7 +137,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
         chunks=stats.chunks,
         seconds=seconds,
         duplicates_resolved=stats.duplicates,
-        attempts=attempt + 1,
+        attempts=attempts,
         created=stats.created,
         columns=stats.columns,
     )
@@ -286,38 +287,21 @@ async def _write_in_one_transaction(
     first, frames = await _first_and_rest(request)
     if first is None and not request.replace:
         return
-    async with _connection(pool, request) as conn:
-        transaction = conn.transaction()
-        async with _round_trip(conn, request, "BEGIN"):
-            await transaction.start()
-        try:
-            if first is None:
-                await _truncate(conn, request, stats)
-                await _commit(conn, transaction, request)
-                return
-            async with _round_trip(conn, request, "table lookup"):
-                info, columns = await _resolve_target(conn, request, first, stats)
-            if request.replace:
-                await _truncate(conn, request, stats)
-            writer = make_writer(
-                request.mode,
-                info,
-                columns,
-                key_columns=request.key_columns,
-                timeout=request.round_trip_timeout,
-            )
-            async with _round_trip(conn, request, "staging"):
-                await writer.begin(conn)
-            async with contextlib.aclosing(
-                _prefetch(_prepared_chunks(frames, info, columns, request))
-            ) as chunks:
-                async for chunk in chunks:
-                    await _send(conn, writer, chunk, request, stats)
-                    _report(log, request, stats)
-        except BaseException as exc:
-            await _abandon(conn, transaction, exc)
-            raise
-        await _commit(conn, transaction, request)
+    async with _connection(pool, request) as conn, _transaction(conn, request):
+        if first is None:
+            await _truncate(conn, request, stats)
+            return
+        async with _round_trip(conn, request, "table lookup"):
+            info, columns = await _resolve_target(conn, request, first, stats)
+        if request.replace:
+            await _truncate(conn, request, stats)
+        writer = await _begin_writer(conn, request, info, columns)
+        async with contextlib.aclosing(
+            _prefetch(_prepared_chunks(frames, info, columns, request))
+        ) as chunks:
+            async for chunk in chunks:
+                stats.add(chunk, await _send(conn, writer, chunk, request))
+                _report(log, request, stats)
 
 
 async def _truncate(conn: asyncpg.Connection, request: WriteRequest, stats: _Stats) -> None:
@@ -339,23 +323,33 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
     first, frames = await _first_and_rest(request)
     if first is None:
         return
-    async with _connection(pool, request) as conn:
-        transaction = conn.transaction()
-        async with _round_trip(conn, request, "BEGIN"):
-            await transaction.start()
-        try:
-            async with _round_trip(conn, request, "table lookup"):
-                info, columns = await _resolve_target(conn, request, first, stats)
-        except BaseException as exc:
-            await _abandon(conn, transaction, exc)
-            raise
-        await _commit(conn, transaction, request)
+    async with (
+        _connection(pool, request) as conn,
+        _transaction(conn, request),
+        _round_trip(conn, request, "table lookup"),
+    ):
+        info, columns = await _resolve_target(conn, request, first, stats)
+
+    async def write_chunk(chunk: _Prepared) -> None:
+        async with _connection(pool, request) as conn:
+            async with _transaction(conn, request):
+                writer = await _begin_writer(conn, request, info, columns)
+                affected = await _send(conn, writer, chunk, request)
+            stats.add(chunk, affected)  # counted once its COMMIT is through
+
     async with contextlib.aclosing(
         _prefetch(_prepared_chunks(frames, info, columns, request))
     ) as chunks:
         try:
             async for chunk in chunks:
-                await _write_chunk_with_retries(pool, request, info, columns, chunk, stats, log)
+                await _with_retries(
+                    functools.partial(write_chunk, chunk),
+                    request,
+                    log,
+                    retries=request.retries,
+                    what=f"chunk {stats.chunks + 1}",
+                )
+                _report(log, request, stats)
         except BulkWriteError as exc:
             exc.committed_rows = stats.rows
             exc.args = (
@@ -365,76 +359,70 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
             raise
 
 
-async def _write_chunk_with_retries(
-    pool: Pool,
+async def _with_retries(
+    attempt: Callable[[], Awaitable[None]],
     request: WriteRequest,
-    info: TableInfo,
-    columns: Sequence[str],
-    chunk: _Prepared,
-    stats: _Stats,
     log: Progress,
-) -> None:
-    attempt = 0
+    *,
+    retries: int,
+    what: str,
+) -> int:
+    """Run ``attempt`` until it succeeds, retrying a transient failure up to ``retries``
+    times with backoff; each attempt is atomic, so a failed one left nothing behind.
+    Returns the number of attempts made."""
+    attempts = 1
     while True:
         try:
-            await _write_one_chunk(pool, request, info, columns, chunk, stats)
-            break
-        except TransientWriteError as exc:
-            if not _retryable(exc) or attempt >= request.retries:
+            await attempt()
+            return attempts
+        except BulkWriteError as exc:
+            if not _retryable(exc) or attempts > retries:
                 raise
-            attempt += 1
-            log.info("%s: chunk %d failed (%s), retrying", request.display, stats.chunks, exc)
-            await sleep_before_retry(attempt)
-    _report(log, request, stats)
+            log.info(
+                "%s: %s failed (%s); nothing of it was committed, retrying",
+                request.display,
+                what,
+                exc,
+            )
+            await sleep_before_retry(attempts)
+            attempts += 1
 
 
-async def _write_one_chunk(
-    pool: Pool,
-    request: WriteRequest,
-    info: TableInfo,
-    columns: Sequence[str],
-    chunk: _Prepared,
-    stats: _Stats,
-) -> None:
-    async with _connection(pool, request) as conn:
-        writer = make_writer(
-            request.mode,
-            info,
-            columns,
-            key_columns=request.key_columns,
-            timeout=request.round_trip_timeout,
-        )
-        transaction = conn.transaction()
-        async with _round_trip(conn, request, "BEGIN"):
-            await transaction.start()
-        try:
-            async with _round_trip(conn, request, "staging"):
-                await writer.begin(conn)
-            before = (stats.rows, stats.affected, stats.chunks, stats.duplicates)
-            await _send(conn, writer, chunk, request, stats)
-        except BaseException as exc:
-            await _abandon(conn, transaction, exc)
-            raise
-        try:
-            await _commit(conn, transaction, request)
-        except BaseException:
-            stats.rows, stats.affected, stats.chunks, stats.duplicates = before
-            raise
+async def _begin_writer(
+    conn: asyncpg.Connection, request: WriteRequest, info: TableInfo, columns: Sequence[str]
+) -> ModeWriter:
+    writer = make_writer(
+        request.mode,
+        info,
+        columns,
+        key_columns=request.key_columns,
+        timeout=request.round_trip_timeout,
+    )
+    async with _round_trip(conn, request, "staging"):
+        await writer.begin(conn)
+    return writer
+
+
+@contextlib.asynccontextmanager
+async def _transaction(conn: asyncpg.Connection, request: WriteRequest) -> AsyncIterator[None]:
+    """BEGIN; COMMIT when the block succeeds, roll back (or close the connection) when not."""
+    transaction = conn.transaction()
+    async with _round_trip(conn, request, "BEGIN"):
+        await transaction.start()
+    try:
+        yield
+    except BaseException as exc:
+        await _abandon(conn, transaction, exc)
+        raise
+    await _commit(conn, transaction, request)
 
 
 async def _send(
-    conn: asyncpg.Connection,
-    writer: ModeWriter,
-    chunk: _Prepared,
-    request: WriteRequest,
-    stats: _Stats,
-) -> None:
+    conn: asyncpg.Connection, writer: ModeWriter, chunk: _Prepared, request: WriteRequest
+) -> int:
+    """Send one chunk; the rows the server reports changed."""
     async with _round_trip(conn, request, "chunk", chunk=chunk, writer=writer):
-        affected = await writer.send(conn, chunk.records)
-    stats.rows += len(chunk.records)
-    stats.affected += affected
-    stats.chunks += 1
-    stats.duplicates += chunk.duplicates
+        return await writer.send(conn, chunk.records)
 
 
 def _report(log: Progress, request: WriteRequest, stats: _Stats) -> None:
