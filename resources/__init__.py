@@ -7,6 +7,7 @@ from .errors import SchemaMismatchError as SchemaMismatchError
 from .errors import TerminalWriteError as TerminalWriteError
 from .errors import TransientWriteError as TransientWriteError
 from .errors import WriteTimeoutError as WriteTimeoutError
+from .key_range import KeyRange as KeyRange
 from .postgres_bulk_writer import PostgresBulkWriter as PostgresBulkWriter
 from .write_result import Mode as Mode
 from .write_result import WriteResult as WriteResult

@@ -30,6 +30,7 @@ from .errors import (
     TransientWriteError,
     WriteTimeoutError,
 )
+from .key_range import KeyRange
 from .write_result import Mode, WriteResult
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class WriteRequest:
     schema: str | None
     create: bool
     commit: Commit
-    replace: bool
+    replace: bool | KeyRange
     retries: int
     round_trip_timeout: float | None
 
@@ -78,11 +79,15 @@ class WriteRequest:
                 f"mode={self.mode!r} needs key_columns to match rows of {self.display}",
                 table=self.display,
             )
-        if self.replace and (self.commit == "chunk" or self.mode in STAGED_MODES):
+        if self.replace is not False and (self.commit == "chunk" or self.mode in STAGED_MODES):
             raise ValueError(
-                "replace=True empties the table inside the write's one transaction: it needs "
-                f"commit='write' and an appending mode, got commit={self.commit!r}, "
-                f"mode={self.mode!r}"
+                "replace empties the table (or the KeyRange) inside the write's one "
+                "transaction: it needs commit='write' and an appending mode, got "
+                f"commit={self.commit!r}, mode={self.mode!r}"
+            )
+        if not isinstance(self.replace, bool | KeyRange):
+            raise TypeError(
+                f"replace must be True, False or a KeyRange, got {type(self.replace).__name__}"
             )
 
     @property
@@ -96,6 +101,7 @@ class _Stats:
     affected: int = 0
     chunks: int = 0
     duplicates: int = 0
+    deleted: int = 0
     created: bool = False
     columns: tuple[str, ...] = ()
     table: str = ""
@@ -137,6 +143,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
         chunks=stats.chunks,
         seconds=seconds,
         duplicates_resolved=stats.duplicates,
+        rows_deleted=stats.deleted,
         attempts=attempts,
         created=stats.created,
         columns=stats.columns,
@@ -171,6 +178,8 @@ async def _prepared_chunks(
         if list(frame.columns) != list(columns):
             _check_same_columns(frame, columns, request, offset)
         frame = frame.reset_index(drop=True)
+        if isinstance(request.replace, KeyRange):
+            _check_in_range(frame, request.replace, request.display, offset)
         records = await asyncio.to_thread(
             frame_to_records, frame, info, columns, row_offset=offset, not_null=not_null
         )
@@ -181,6 +190,35 @@ async def _prepared_chunks(
         )
         yield _Prepared(offset, records, duplicates)
         offset += len(frame)
+
+
+def _check_in_range(frame: pd.DataFrame, key_range: KeyRange, table: str, offset: int) -> None:
+    """A row outside the range being replaced would survive the next replace of this range
+    and be loaded again: a duplicate. Refuse it before anything is sent."""
+    values = frame[key_range.column]
+    try:
+        start, end = key_range.start, key_range.end
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            start, end = pd.Timestamp(start), pd.Timestamp(end)
+        inside = (values >= start) & (values < end)
+        outside = ~inside.fillna(False).to_numpy(dtype=bool)
+    except TypeError as exc:
+        raise BadValueError(
+            f"values of {key_range.column!r} cannot be compared with the range being replaced "
+            f"({key_range}): {exc}",
+            table=table,
+            column=key_range.column,
+            row=offset,
+        ) from None
+    if outside.any():
+        position = int(outside.argmax())
+        raise BadValueError(
+            f"{values.iloc[position]!r} is outside the range being replaced ({key_range}); "
+            "a row outside it would not be replaced by the next run of this range",
+            table=table,
+            column=key_range.column,
+            row=offset + position,
+        )
 
 
 def _check_same_columns(
@@ -274,6 +312,12 @@ async def _resolve_target(
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
     check_columns(info, columns, mode=request.mode)
+    if isinstance(request.replace, KeyRange) and request.replace.column not in columns:
+        raise SchemaMismatchError(
+            f"replace={request.replace} for {request.display}: the data has no column "
+            f"{request.replace.column!r}, so its rows cannot be checked against the range",
+            table=request.display,
+        )
     if request.mode in STAGED_MODES:
         check_key_columns(info, columns, request.key_columns, mode=request.mode)
     stats.columns = columns
@@ -285,16 +329,16 @@ async def _write_in_one_transaction(
     pool: Pool, request: WriteRequest, stats: _Stats, log: Progress
 ) -> None:
     first, frames = await _first_and_rest(request)
-    if first is None and not request.replace:
+    if first is None and request.replace is False:
         return
     async with _connection(pool, request) as conn, _transaction(conn, request):
         if first is None:
-            await _truncate(conn, request, stats)
+            await _clear(conn, request, stats)
             return
         async with _round_trip(conn, request, "table lookup"):
             info, columns = await _resolve_target(conn, request, first, stats)
-        if request.replace:
-            await _truncate(conn, request, stats)
+        if request.replace is not False:
+            await _clear(conn, request, stats)
         writer = await _begin_writer(conn, request, info, columns)
         async with contextlib.aclosing(
             _prefetch(_prepared_chunks(frames, info, columns, request))
@@ -304,18 +348,34 @@ async def _write_in_one_transaction(
                 _report(log, request, stats)
 
 
-async def _truncate(conn: asyncpg.Connection, request: WriteRequest, stats: _Stats) -> None:
-    """Empty the table inside the write's transaction: readers keep the old rows until the
-    new ones commit (TRUNCATE holds an ACCESS EXCLUSIVE lock meanwhile, so they wait rather
-    than see a half-loaded table)."""
-    async with _round_trip(conn, request, "TRUNCATE"):
+async def _clear(conn: asyncpg.Connection, request: WriteRequest, stats: _Stats) -> None:
+    """Remove what the write replaces, inside its transaction.
+
+    A whole table is TRUNCATEd: readers wait on its ACCESS EXCLUSIVE lock and then see the new
+    rows, never a half-loaded table. A KeyRange is DELETEd: readers keep seeing the old slice
+    until COMMIT, and writers of other ranges are not blocked (row locks only)."""
+    async with _round_trip(conn, request, "replace"):
         info = await describe_table(conn, request.table, schema=request.schema)
         if info is None:
             raise SchemaMismatchError(
                 f"table {request.display} does not exist, so it cannot be replaced",
                 table=request.display,
             )
-        await conn.execute(f"TRUNCATE {info.qualified}")
+        if isinstance(request.replace, KeyRange):
+            key_range = request.replace
+            if key_range.column not in info.columns:
+                raise SchemaMismatchError(
+                    f"replace={key_range}: table {info.display} has no column {key_range.column!r}",
+                    table=info.display,
+                )
+            status = await conn.execute(
+                f"DELETE FROM {info.qualified} WHERE {key_range.where_sql()}",
+                key_range.start,
+                key_range.end,
+            )
+            stats.deleted = int(status.rsplit(" ", 1)[-1])
+        else:
+            await conn.execute(f"TRUNCATE {info.qualified}")
     stats.table = info.display
 
 
@@ -539,7 +599,7 @@ async def _commit(conn: asyncpg.Connection, transaction: Any, request: WriteRequ
         async with _round_trip(conn, request, "COMMIT"):
             await transaction.commit()
     except TransientWriteError as exc:
-        if request.mode in STAGED_MODES or request.replace:
+        if request.mode in STAGED_MODES or request.replace is not False:
             raise  # running it again converges on the same rows
         raise OutcomeUnknownError(
             f"the connection was lost during COMMIT of a {request.mode} into "

@@ -18,6 +18,7 @@ from ._retry import backoff
 from ._session import Session, bridge
 from ._sources import Data
 from .errors import TransientWriteError
+from .key_range import KeyRange
 from .write_result import Mode, WriteResult
 
 __all__ = ["PostgresBulkWriter"]
@@ -217,7 +218,7 @@ class PostgresBulkWriter(ConfigurableResource):
         schema: str | None = None,
         create: bool = False,
         commit: Commit = "write",
-        replace: bool = False,
+        replace: bool | KeyRange = False,
     ) -> WriteResult:
         """Write ``data`` into ``table``; all of it or, on any error, none of it.
 
@@ -239,8 +240,11 @@ class PostgresBulkWriter(ConfigurableResource):
                 visible until all of it is. ``"chunk"``: one transaction per chunk, for loads
                 too long to hold one transaction open (locks, WAL, vacuum horizon); a failure
                 keeps the chunks committed before it, and the error says how many rows.
-            replace: empty the table first, in the same transaction: a full refresh whose new
-                rows become visible all at once (appending modes, ``commit="write"`` only).
+            replace: ``True`` empties the table first, in the same transaction: a full refresh
+                whose new rows become visible all at once. A :class:`KeyRange` deletes just
+                the rows in that range (a partition's slice) and refuses new rows outside it,
+                so running the same range again gives the same table. Appending modes and
+                ``commit="write"`` only.
 
         Returns:
             A :class:`WriteResult` with rows, chunks, seconds and rows per second.
@@ -276,7 +280,7 @@ class PostgresBulkWriter(ConfigurableResource):
         schema: str | None = None,
         create: bool = False,
         commit: Commit = "write",
-        replace: bool = False,
+        replace: bool | KeyRange = False,
     ) -> WriteResult:
         """The awaitable twin of :meth:`write`, with the same arguments, for async assets and
         plain asyncio code. Async iterables are consumed on the caller's event loop."""
@@ -330,7 +334,7 @@ class PostgresBulkWriter(ConfigurableResource):
         schema: str | None,
         create: bool,
         commit: Commit,
-        replace: bool,
+        replace: bool | KeyRange,
     ) -> WriteRequest:
         if isinstance(key_columns, str):
             key_columns = [key_columns]

@@ -23,6 +23,7 @@ class WriteResult:
         seconds: wall time of the write, retries included.
         duplicates_resolved: rows dropped because a later row in the same batch had the same
             key (update / upsert: last row wins).
+        rows_deleted: rows a ``replace=KeyRange(...)`` removed before loading.
         attempts: 1, plus one per retry after a transient error.
         created: whether the table was created by this write.
         columns: the columns written, in order.
@@ -35,6 +36,7 @@ class WriteResult:
     chunks: int
     seconds: float
     duplicates_resolved: int = 0
+    rows_deleted: int = 0
     attempts: int = 1
     created: bool = False
     columns: tuple[str, ...] = field(default=())
