@@ -1,16 +1,20 @@
-"""The code location: wiring only."""
+"""The code location: wiring only. Datasets are discovered when Dagster loads it."""
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, definitions
 
 from resources import PostgresBulkWriter
 
-from .assets import users, users_row_count
+from .discovery import discover
+from .factory import build_definitions
+from .fetch import Fetcher
 
-defs = Definitions(
-    assets=[users],
-    asset_checks=[users_row_count],
-    # No DSN here: at run time the writer takes DATABASE_URL, else the embedded PostgreSQL.
-    resources={"writer": PostgresBulkWriter()},
-)
+
+@definitions
+def defs() -> Definitions:
+    return build_definitions(
+        discover(),
+        # No DSN here: at run time the writer takes DATABASE_URL, else the embedded PostgreSQL.
+        resources={"writer": PostgresBulkWriter(), "fetcher": Fetcher()},
+    )

@@ -1,5 +1,7 @@
 """Bulk writes into PostgreSQL for Dagster assets."""
 
+from ._identifiers import qualified as qualified
+from ._identifiers import quote_ident as quote_ident
 from .errors import BadValueError as BadValueError
 from .errors import BulkWriteError as BulkWriteError
 from .errors import OutcomeUnknownError as OutcomeUnknownError

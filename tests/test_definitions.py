@@ -1,51 +1,76 @@
-"""The code location loads, and the users asset materializes into a real table."""
+"""The code location loads: every bundled dataset is an asset with its checks and schedules,
+and the schedules pick the right partition."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, build_schedule_context
 
-from bulk_assets.assets import users, users_row_count
+from bulk_assets import discover
 from bulk_assets.definitions import defs
-from bulk_assets.generators import users_chunks, users_frame
-from resources import PostgresBulkWriter
+from bulk_assets.generators import events_frame, users_frame
 
 
-def test_definitions_load() -> None:
-    repo = defs.get_repository_def()
-    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {"users"}
-    assert {k.name for k in repo.asset_graph.asset_check_keys} == {"users_row_count"}
+@pytest.fixture(scope="module")
+def definitions():
+    return defs()
 
 
-def test_users_generator_is_deterministic_and_chunked() -> None:
-    chunks = list(users_chunks(25, chunk_size=10, start=5))
-    assert [len(c) for c in chunks] == [10, 10, 5]
-    assert chunks[0].iloc[0].to_dict() == {"name": "User 5", "email": "user5@example.com"}
-    assert chunks[-1].iloc[-1]["email"] == "user29@example.com"
-    assert users_frame(5, 15).equals(chunks[0].reset_index(drop=True))
+def test_definitions_load_every_bundled_dataset(definitions) -> None:
+    graph = definitions.get_repository_def().asset_graph
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "users",
+        "events",
+        "user_email_updates",
+        "cities",
+    }
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert ("users", "row_count") in checks and ("events", "unique_keys") in checks
+    assert ("cities", "not_null") in checks and ("user_email_updates", "not_null") in checks
+    users = graph.get(AssetKey("users"))
+    assert users.group_name == "examples"
+    assert users.kinds == {"postgres", "pandas"}
+    assert users.pools == {"postgres_writes"}
+    assert len(users.partitions_def.get_partition_keys()) == 100
 
 
-@pytest.mark.parametrize("rows", [1, 12_345])
-def test_users_materializes_by_copy_and_replaces(search_path_dsn: str, db, schema, rows) -> None:
-    """Materializing twice replaces the rows (no duplicates); ids come from bigserial."""
-    writer = PostgresBulkWriter(dsn=search_path_dsn, chunk_size=5_000)
-    instance = DagsterInstance.ephemeral()
-    config = {"ops": {"users": {"config": {"rows": rows, "chunk_size": 5_000}}}}
-    for _ in range(2):
-        result = materialize(
-            [users, users_row_count],
-            resources={"writer": writer},
-            run_config=config,
-            instance=instance,
-        )
-        assert result.success
-    materialization = result.asset_materializations_for_node("users")[0]
-    assert materialization.metadata["dagster/row_count"].value == rows
-    assert materialization.metadata["mode"].value == "copy"
-    assert materialization.metadata["table"].value == f"{schema}.users"
-    checks = result.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks)
-    stored = db.fetch(f'SELECT name, email, id FROM "{schema}".users ORDER BY id')
-    assert len(stored) == rows
-    assert stored[0]["name"] == "User 0" and stored[-1]["email"] == f"user{rows - 1}@example.com"
-    assert stored[0]["id"] == rows + 1  # the second run's ids follow the first run's
+def test_user_email_updates_depends_on_users(definitions) -> None:
+    graph = definitions.get_repository_def().asset_graph
+    assert graph.get(AssetKey("user_email_updates")).parent_keys == {AssetKey("users")}
+
+
+def test_events_schedule_loads_the_day_that_ended(definitions) -> None:
+    schedule = definitions.get_schedule_def("events_schedule")
+    tick = dt.datetime(2026, 3, 2, 0, 10, tzinfo=dt.UTC)
+    with build_schedule_context(scheduled_execution_time=tick) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2026-03-01"]
+    assert schedule.cron_schedule == "10 0 * * *"
+
+
+def test_update_schedule_is_declared(definitions) -> None:
+    schedule = definitions.get_schedule_def("user_email_updates_schedule")
+    assert schedule.cron_schedule == "30 * * * *"
+    assert schedule.job_name == "user_email_updates_job"
+
+
+def test_examples_can_be_left_out() -> None:
+    assert discover({"BULK_ASSETS_EXAMPLES": "0", "BULK_ASSETS_DATASETS": ""}) == []
+
+
+def test_generators_are_deterministic() -> None:
+    assert users_frame(5, 8).to_dict("list") == {
+        "id": [5, 6, 7],
+        "name": ["User 5", "User 6", "User 7"],
+        "email": ["user5@example.com", "user6@example.com", "user7@example.com"],
+    }
+    day = dt.datetime(2026, 3, 29, tzinfo=dt.UTC)
+    first = events_frame(day, day + dt.timedelta(days=1), rows=500)
+    again = events_frame(day, day + dt.timedelta(days=1), rows=500)
+    other = events_frame(day + dt.timedelta(days=1), day + dt.timedelta(days=2), rows=500)
+    assert first.equals(again)
+    assert not first["event_id"].isin(other["event_id"]).any()
+    assert first["occurred_at"].between(day, day + dt.timedelta(days=1), inclusive="left").all()
+    assert 0.05 < first["amount"].isna().mean() < 0.15

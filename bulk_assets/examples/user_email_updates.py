@@ -1,0 +1,27 @@
+"""A transactional batch UPDATE of users' emails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..discovery import dataset
+from ..specs import ChecksSpec
+
+# Every 10th of the first 100,000 users: 10,000 rows, one UPDATE ... FROM a staging table.
+_IDS = np.arange(10, 100_001, 10, dtype=np.int64)
+
+
+@dataset(
+    table="users",
+    group="examples",
+    mode="update",
+    key_columns=["id"],
+    deps=["users"],
+    schedule="30 * * * *",
+    checks=ChecksSpec(unique=["id"], not_null=["email"]),
+)
+def user_email_updates() -> pd.DataFrame:
+    """Moves every 10th of the first 100,000 users to an example.org address, in one
+    transaction: all of them or none."""
+    return pd.DataFrame({"id": _IDS, "email": [f"user{i}@example.org" for i in _IDS]})

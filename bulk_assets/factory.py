@@ -1,0 +1,134 @@
+"""DatasetSpec -> Dagster definitions: the asset, its checks, its job and schedule."""
+
+# No `from __future__ import annotations`: Dagster reads the context type from the function
+# signature when the asset or check is defined.
+
+from collections.abc import Sequence
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSelection,
+    BackfillPolicy,
+    Definitions,
+    MaterializeResult,
+    RetryRequested,
+    ScheduleDefinition,
+    asset,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
+
+from resources import TransientWriteError
+
+from .checks import build_checks
+from .fetch import FetchError
+from .loading import load_dataset
+from .metadata import dataset_metadata
+from .partitions import partitions_definition
+from .specs import DatasetSpec, TimePartitions
+
+__all__ = ["build_asset", "build_definitions", "build_schedule"]
+
+# Modes whose re-run converges on the same table: a failed step may simply run again. An
+# append (copy / executemany / insert) re-run after a lost COMMIT could add its rows twice.
+_IDEMPOTENT = frozenset({"replace-partition", "update", "upsert"})
+# The writer already retried a transient failure (with backoff, within one step); a step
+# retry then waits for a server that is restarting or failing over.
+_STEP_RETRIES = 2
+_STEP_RETRY_WAIT = 30
+
+
+def build_asset(spec: DatasetSpec) -> AssetsDefinition:
+    partitions_def = partitions_definition(spec)
+    backfill_policy = None
+    if partitions_def is not None:
+        backfill_policy = (
+            BackfillPolicy.single_run()
+            if spec.backfill == "single-run"
+            else BackfillPolicy.multi_run(spec.max_partitions_per_run)
+        )
+
+    @asset(
+        name=spec.name,
+        description=spec.description or f"{spec.mode} into {spec.display}",
+        group_name=spec.group,
+        kinds={"postgres", "pandas"},
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
+        pool=spec.pool,
+        deps=spec.deps,
+        required_resource_keys={"writer", "fetcher"},
+        metadata={"table": spec.display, "mode": spec.mode},
+    )
+    def _materialize(context: AssetExecutionContext) -> MaterializeResult:
+        keys: Sequence[str | None] = context.partition_keys if spec.partitions else [None]
+        writer = context.resources.writer
+        try:
+            loads = load_dataset(
+                spec, writer, context.resources.fetcher, partition_keys=keys, log=context.log
+            )
+        except (TransientWriteError, FetchError) as exc:
+            # A bad value or a bad declaration would fail the same way again: only transient
+            # failures of an idempotent load retry the step.
+            if spec.mode in _IDEMPOTENT and getattr(exc, "transient", True):
+                raise RetryRequested(
+                    max_retries=_STEP_RETRIES, seconds_to_wait=_STEP_RETRY_WAIT
+                ) from exc
+            raise
+        return MaterializeResult(metadata=dataset_metadata(spec, loads, writer))
+
+    return _materialize
+
+
+def build_schedule(spec: DatasetSpec, asset_def: AssetsDefinition) -> Any:
+    """A schedule for ``spec.schedule`` (stopped until turned on in the UI), or None. For time
+    partitions each tick loads the partition that just ended."""
+    if spec.schedule is None:
+        return None
+    job = define_asset_job(
+        f"{spec.name}_job",
+        selection=AssetSelection.assets(asset_def),
+        description=f"Materializes {spec.name} and runs its checks.",
+    )
+    if isinstance(spec.partitions, TimePartitions):
+        return build_schedule_from_partitioned_job(
+            job, name=f"{spec.name}_schedule", **_offsets(spec)
+        )
+    return ScheduleDefinition(name=f"{spec.name}_schedule", job=job, cron_schedule=spec.schedule)
+
+
+def _offsets(spec: DatasetSpec) -> dict[str, Any]:
+    """A time-partitioned job ticks once per partition; the cron's fixed fields say when in
+    the period (Dagster takes those, not a free cron, for partitioned schedules)."""
+    assert spec.schedule is not None
+    fields = spec.schedule.split()
+    names = ("minute_of_hour", "hour_of_day", "day_of_month", None, "day_of_week")
+    if len(fields) != 5 or fields[3] != "*":
+        raise ValueError(
+            f"dataset {spec.name}: schedule {spec.schedule!r} of a time-partitioned dataset "
+            "must be a 5-field cron with fixed minute/hour/day fields, e.g. '10 0 * * *'"
+        )
+    offsets: dict[str, Any] = {}
+    for name, value in zip(names, fields, strict=True):
+        if name is not None and value != "*":
+            if not value.isdigit():
+                raise ValueError(
+                    f"dataset {spec.name}: schedule field {value!r} must be a number or '*' "
+                    "for a time-partitioned dataset (its cadence is the partitions')"
+                )
+            offsets[name] = int(value)
+    return offsets
+
+
+def build_definitions(specs: Sequence[DatasetSpec], resources: dict[str, Any]) -> Definitions:
+    assets, checks, schedules = [], [], []
+    for spec in specs:
+        asset_def = build_asset(spec)
+        assets.append(asset_def)
+        checks += build_checks(spec, asset_def.key)
+        schedule = build_schedule(spec, asset_def)
+        if schedule is not None:
+            schedules.append(schedule)
+    return Definitions(assets=assets, asset_checks=checks, schedules=schedules, resources=resources)

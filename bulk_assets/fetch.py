@@ -1,0 +1,228 @@
+"""The resource that reads datasets (CSV, Parquet, JSON Lines) from URLs or paths in chunks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeAlias
+
+import pandas as pd
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from ._fetch_errors import FetchError, Where, redact
+from ._fetch_formats import csv_chunks, infer_format, jsonl_chunks, parquet_chunks
+from ._fetch_shape import Shape, check_dtype
+from ._fetch_source import Source, download, open_bytes
+
+__all__ = ["FetchError", "Fetcher", "Format"]
+
+Format: TypeAlias = Literal["csv", "parquet", "jsonl"]
+_FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
+# Options that would break the chunk contract; chunk_rows says how many rows.
+_RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
+# Retry pauses: 0.5 s, 1 s, 2 s ..., capped at 8 s.
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 8.0
+
+_logger = logging.getLogger(__name__)
+
+
+class Fetcher(ConfigurableResource):
+    """Reads datasets from URLs or paths in chunks.
+
+    ``frames`` streams CSV (``.csv``, ``.csv.gz``), JSON Lines (``.jsonl``, ``.ndjson``) and
+    Parquet from an http(s) URL, a file URL or a local path as DataFrames of ``chunk_rows`` rows:
+    a multi-GB file never sits in memory whole. Each call returns a fresh, lazy generator
+    (nothing connects until the first chunk is asked for), so a writer given
+    ``lambda: fetcher.frames(url)`` can replay the whole read when it retries a write.
+
+    Examples:
+        .. code-block:: python
+
+            from dagster import Definitions, EnvVar, asset
+            from bulk_assets.fetch import Fetcher
+            from resources import PostgresBulkWriter
+
+            @asset
+            def cities(fetcher: Fetcher, writer: PostgresBulkWriter) -> None:
+                url = "https://example.com/cities.csv.gz"
+                writer.write(
+                    "cities",
+                    lambda: fetcher.frames(url, dtypes={"city_id": "int64", "founded": "date"}),
+                    create=True,
+                )
+
+            defs = Definitions(
+                assets=[cities],
+                resources={
+                    "fetcher": Fetcher(headers={"Authorization": EnvVar("DATA_TOKEN")}),
+                    "writer": PostgresBulkWriter(),
+                },
+            )
+    """
+
+    timeout: float = Field(
+        default=30.0,
+        description=(
+            "Seconds to wait for the connection, for the response headers and for each read "
+            "of the body; a slow but steady download never times out."
+        ),
+    )
+    chunk_rows: int = Field(
+        default=50_000, description="Rows per DataFrame chunk, unless frames() says otherwise."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description=(
+            "Extra request headers (e.g. Authorization from an EnvVar). Never logged, and sent "
+            "on a redirect only when it stays on the same scheme, host and port."
+        ),
+    )
+    retries: int = Field(
+        default=2,
+        description=(
+            "Attempts after the first when the connection fails, times out or breaks off, or "
+            "the server answers 5xx / 408 / 429, as long as no chunk was handed out yet."
+        ),
+    )
+    user_agent: str = Field(
+        default="bulk-assets-fetch/0.1", description="User-Agent header of every request."
+    )
+
+    _log: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._log = context.log
+
+    def frames(
+        self,
+        location: str,
+        *,
+        format: Format | None = None,
+        rename: Mapping[str, str] | None = None,
+        dtypes: Mapping[str, str] | None = None,
+        columns: Sequence[str] | None = None,
+        chunk_rows: int | None = None,
+        read_options: Mapping[str, Any] | None = None,
+    ) -> Generator[pd.DataFrame, None, None]:
+        """Stream the dataset at ``location`` as DataFrames of ``chunk_rows`` rows.
+
+        Every chunk has the same columns in the same order; its index is the rows' position in
+        the whole dataset. A dataset with a header and no rows gives one empty frame. Closing
+        the generator early closes the connection and deletes a Parquet download.
+
+        Args:
+            location: an ``http(s)://`` URL (``user:password@`` in it becomes Basic auth),
+                a ``file://`` URL or a path (relative to the current directory).
+            format: ``csv``, ``parquet`` or ``jsonl``; None: from the extension (``.csv``,
+                ``.parquet``, ``.pq``, ``.jsonl``, ``.ndjson``, each optionally ``.gz``).
+            rename: source column -> target column.
+            dtypes: target column -> pandas dtype (``"int64"``, ``"Int64"``, ``"float64"``,
+                ``"string"``, ``"bool"``, ``"datetime64[us, UTC]"``) or ``"date"`` (Python
+                dates); a value that does not convert raises, naming column and row. Without
+                it, each chunk's dtypes are whatever the reader infers for that chunk.
+            columns: target columns to keep, in this order (default: all).
+            chunk_rows: rows per chunk; default: the resource's ``chunk_rows``.
+            read_options: passed on to ``pd.read_csv`` or ``pd.read_json`` (e.g. ``sep``,
+                ``encoding``, ``na_values``). CSV reads only empty fields as missing unless
+                ``na_values`` or ``keep_default_na`` is given.
+
+        Raises:
+            FetchError: on first use or later: the location could not be read, a row is
+                malformed, the download was truncated or a value did not convert.
+            ValueError: at once, for arguments no fetch can satisfy.
+        """
+        rows = self.chunk_rows if chunk_rows is None else chunk_rows
+        if rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {rows}")
+        options = dict(read_options or {})
+        if reserved := sorted(_RESERVED & set(options)):
+            raise ValueError(f"read_options may not set {reserved}: frames() controls them")
+        for dtype in (dtypes or {}).values():
+            check_dtype(dtype)
+        shown = redact(location)
+        path_part = location.split("?", 1)[0].split("#", 1)[0]
+        named, gzip_name = infer_format(path_part)
+        chosen = format or named
+        if chosen not in _FORMATS:
+            raise ValueError(
+                f"cannot tell the format of {shown} from its name: pass format= one of {_FORMATS}"
+                if format is None
+                else f"format must be one of {_FORMATS}, got {format!r}"
+            )
+        if chosen == "parquet" and options:
+            raise ValueError(f"read_options do not apply to Parquet, got {sorted(options)}")
+        where = Where(shown, chosen)
+        source = Source.parse(location, where, gzip_name=gzip_name)
+        shape = Shape(
+            where,
+            rename=rename or {},
+            columns=columns,
+            dtypes=dtypes or {},
+            sparse=chosen == "jsonl",
+        )
+        return self._frames(source, shape, rows, options)
+
+    def _frames(
+        self, source: Source, shape: Shape, chunk_rows: int, options: dict[str, Any]
+    ) -> Generator[pd.DataFrame, None, None]:
+        attempt = 0
+        while True:
+            yielded = False
+            try:
+                with contextlib.ExitStack() as stack:
+                    for frame in self._raw_chunks(source, shape, chunk_rows, options, stack):
+                        chunk = shape(frame)
+                        yielded = True
+                        yield chunk
+                return
+            except FetchError as exc:
+                if yielded or not exc.transient or attempt >= self.retries:
+                    raise
+                attempt += 1
+                pause = min(_BACKOFF_FIRST * 2 ** (attempt - 1), _BACKOFF_MAX)
+                (self._log or _logger).warning(
+                    "%s; retrying in %.1f s (attempt %d of %d)",
+                    exc,
+                    pause,
+                    attempt + 1,
+                    self.retries + 1,
+                )
+                time.sleep(pause)
+
+    def _raw_chunks(
+        self,
+        source: Source,
+        shape: Shape,
+        chunk_rows: int,
+        options: dict[str, Any],
+        stack: contextlib.ExitStack,
+    ) -> Iterator[pd.DataFrame]:
+        where = source.where
+        if where.format == "parquet" and source.path is not None and not source.gzip_name:
+            path = source.path
+        else:
+            stream = open_bytes(
+                source,
+                stack,
+                timeout=self.timeout,
+                headers=self.headers,
+                user_agent=self.user_agent,
+            )
+            if where.format == "csv":
+                return csv_chunks(
+                    stream,
+                    where,
+                    chunk_rows=chunk_rows,
+                    read_options=options,
+                    text_columns=shape.text_columns(),
+                )
+            if where.format == "jsonl":
+                return jsonl_chunks(stream, where, chunk_rows=chunk_rows, read_options=options)
+            path = download(stream, where, suffix=".parquet")
+            stack.callback(path.unlink, missing_ok=True)
+        return parquet_chunks(path, where, chunk_rows=chunk_rows, columns=shape.source_columns())

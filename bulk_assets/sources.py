@@ -1,0 +1,60 @@
+"""A dataset's rows for one partition, as data the writer can read again on a retry."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .specs import DatasetSpec, FetchSource
+
+if TYPE_CHECKING:
+    from .fetch import Fetcher
+    from .partitions import Partition
+
+__all__ = ["rows_for"]
+
+
+def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Callable[[], Any]:
+    """A zero-argument factory of the partition's rows: the writer calls it again to replay
+    the source when a transient failure forces a retry of the whole write."""
+    source = spec.source
+    if isinstance(source, FetchSource):
+        location = _format_location(source.location, partition)
+
+        def fetched() -> Any:
+            return fetcher.frames(
+                location,
+                format=source.format,
+                rename=source.rename or None,
+                dtypes=source.dtypes or None,
+                columns=source.columns,
+                chunk_rows=spec.chunk_size,
+                read_options=source.read_options or None,
+            )
+
+        return fetched
+    function = source.function
+    if not callable(function):
+        raise TypeError(
+            f"dataset {spec.name}: generator {function!r} was not resolved to a callable"
+        )
+    if _takes_argument(function):
+        return lambda: function(partition)
+    return function
+
+
+def _format_location(location: str, partition: Partition) -> str:
+    if partition.key is None:
+        return location
+    return location.format(partition_key=partition.key, start=partition.start, end=partition.end)
+
+
+def _takes_argument(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    )

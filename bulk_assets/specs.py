@@ -1,0 +1,208 @@
+"""What a dataset is: where its rows come from, where they go, and how they are split.
+
+One :class:`DatasetSpec` per dataset, declared in YAML (see :mod:`bulk_assets.discovery`) or in
+Python (:func:`bulk_assets.dataset`). Both routes build the same validated model, so a
+mistake in either is reported the same way, when the code location loads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ChecksSpec",
+    "ChunkPartitions",
+    "DatasetMode",
+    "DatasetSpec",
+    "FetchSource",
+    "GeneratedSource",
+    "TimePartitions",
+]
+
+DatasetMode = Literal["replace-partition", "copy", "executemany", "insert", "update", "upsert"]
+# Dagster asset names: letters, digits and underscores.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GeneratedSource(_Spec):
+    """Rows made by a Python function, called once per partition (or once, unpartitioned)
+    with a :class:`~bulk_assets.Partition`; it returns a DataFrame, or yields DataFrames,
+    tuples or dicts."""
+
+    kind: Literal["generated"] = "generated"
+    function: Annotated[
+        str | Callable[..., Any],
+        Field(
+            description=(
+                "The generator: a callable, or in YAML 'package.module:function' (importable "
+                "from the working directory)."
+            )
+        ),
+    ]
+
+
+class FetchSource(_Spec):
+    """Rows read from a CSV, Parquet or JSON Lines file at a URL or path, in chunks."""
+
+    kind: Literal["fetch"] = "fetch"
+    location: str = Field(
+        description=(
+            "http(s):// or file:// URL, or a path (relative to the YAML file that declares "
+            "it). May contain {partition_key}, {start} and {end} for partitioned datasets."
+        )
+    )
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+        default=None, description="File format; default: from the extension."
+    )
+    rename: dict[str, str] = Field(
+        default_factory=dict, description="Source column -> table column."
+    )
+    dtypes: dict[str, str] = Field(
+        default_factory=dict, description="Table column -> pandas dtype, applied per chunk."
+    )
+    columns: list[str] | None = Field(
+        default=None, description="Table columns to keep (after rename), in this order."
+    )
+    read_options: dict[str, Any] = Field(
+        default_factory=dict, description="Passed to the reader, e.g. {sep: ';'}."
+    )
+
+
+class ChunkPartitions(_Spec):
+    """``count`` static partitions of ``size`` consecutive values of an integer column:
+    partition i owns ``start + i*size`` up to ``start + (i+1)*size - 1``."""
+
+    kind: Literal["chunks"] = "chunks"
+    column: str = Field(description="The integer column each partition owns a range of.")
+    size: int = Field(gt=0, description="Values per partition.")
+    count: int = Field(gt=0, le=100_000, description="Number of partitions.")
+    start: int = Field(default=1, description="First value of partition 0.")
+
+
+class TimePartitions(_Spec):
+    """One partition per hour, day, week or month, owning that window of a timestamp column."""
+
+    kind: Literal["hourly", "daily", "weekly", "monthly"]
+    column: str = Field(description="The timestamptz column each partition owns a window of.")
+    start: dt.date | dt.datetime = Field(description="Start of the first partition.")
+    end: dt.date | dt.datetime | None = Field(
+        default=None, description="End of the last partition; default: up to now."
+    )
+    timezone: str = Field(default="UTC", description="Timezone the windows are cut in.")
+
+
+class ChecksSpec(_Spec):
+    """Asset checks run against the table after each materialization (or on their own)."""
+
+    row_count: bool | None = Field(
+        default=None,
+        description=(
+            "Rows in the table (each partition's slice) equal the rows last written to it. "
+            "Default: on for replace-partition."
+        ),
+    )
+    unique: list[str] | None = Field(
+        default=None,
+        description="Columns that must identify a row. Default: key_columns, if any.",
+    )
+    not_null: list[str] = Field(default_factory=list, description="Columns that must hold no NULL.")
+
+
+class DatasetSpec(_Spec):
+    """One dataset: becomes one Dagster asset writing one PostgreSQL table."""
+
+    name: str = Field(description="Asset name: letters, digits, underscores.")
+    table: str = Field(description="Target table (quoted as given).")
+    schema_name: str | None = Field(
+        default=None, alias="schema", description="Target schema; default: search_path."
+    )
+    source: Annotated[GeneratedSource | FetchSource, Field(discriminator="kind")]
+    mode: DatasetMode = Field(
+        default="replace-partition",
+        description=(
+            "replace-partition: delete the partition's slice (or the whole table, "
+            "unpartitioned) and COPY the new rows in one transaction. copy / executemany / "
+            "insert: append. update / upsert: match rows on key_columns."
+        ),
+    )
+    key_columns: list[str] = Field(
+        default_factory=list, description="Columns identifying a row (update / upsert)."
+    )
+    partitions: Annotated[ChunkPartitions | TimePartitions | None, Field(discriminator="kind")] = (
+        None
+    )
+    backfill: Literal["single-run", "multi-run"] = Field(
+        default="multi-run",
+        description=(
+            "single-run: a backfill of a range runs in one run (and `dagster asset "
+            "materialize --partition-range` works); multi-run: one run per "
+            "max_partitions_per_run partitions."
+        ),
+    )
+    max_partitions_per_run: int = Field(default=1, gt=0)
+    schedule: str | None = Field(
+        default=None,
+        description=(
+            "Cron expression. For time partitions, the run it starts loads the partition that "
+            "just ended; chunk-partitioned datasets cannot be scheduled."
+        ),
+    )
+    ddl: str | None = Field(
+        default=None,
+        description="SQL run before each load, e.g. CREATE TABLE IF NOT EXISTS ... .",
+    )
+    create: bool = Field(
+        default=False, description="Create a missing table from the first chunk's dtypes."
+    )
+    chunk_size: int | None = Field(default=None, gt=0, description="Rows per chunk written.")
+    group: str = Field(default="datasets", description="Asset group in the UI.")
+    description: str | None = None
+    deps: list[str] = Field(default_factory=list, description="Upstream asset names.")
+    checks: ChecksSpec = Field(default_factory=ChecksSpec)
+    pool: str = Field(
+        default="postgres_writes",
+        description="Dagster concurrency pool limiting how many writes run at once.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"must be letters, digits and underscores, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def check_consistent(self) -> DatasetSpec:
+        if self.mode in ("update", "upsert") and not self.key_columns:
+            raise ValueError(f"mode {self.mode!r} needs key_columns")
+        if self.schedule is not None and isinstance(self.partitions, ChunkPartitions):
+            raise ValueError(
+                "a chunk-partitioned dataset has no partition for a schedule to pick; "
+                "schedule a time-partitioned or unpartitioned dataset"
+            )
+        return self
+
+    @property
+    def display(self) -> str:
+        return self.table if self.schema_name is None else f"{self.schema_name}.{self.table}"
+
+    @property
+    def unique_columns(self) -> list[str]:
+        if self.checks.unique is not None:
+            return self.checks.unique
+        return self.key_columns
+
+    @property
+    def checks_row_count(self) -> bool:
+        if self.checks.row_count is not None:
+            return self.checks.row_count
+        return self.mode == "replace-partition"
