@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads the context type from the function
 # signature when the asset or check is defined.
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +12,10 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     BackfillPolicy,
+    BetaWarning,
     Definitions,
     MaterializeResult,
+    PartitionsDefinition,
     RetryRequested,
     ScheduleDefinition,
     asset,
@@ -50,6 +53,18 @@ def build_asset(spec: DatasetSpec) -> AssetsDefinition:
             else BackfillPolicy.multi_run(spec.max_partitions_per_run)
         )
 
+    with warnings.catch_warnings():
+        # backfill_policy is marked beta; single-run backfills are what makes
+        # `dagster asset materialize --partition-range` work, so it is used on purpose.
+        warnings.simplefilter("ignore", BetaWarning)
+        return _asset(spec, partitions_def, backfill_policy)
+
+
+def _asset(
+    spec: DatasetSpec,
+    partitions_def: PartitionsDefinition | None,
+    backfill_policy: BackfillPolicy | None,
+) -> AssetsDefinition:
     @asset(
         name=spec.name,
         description=spec.description or f"{spec.mode} into {spec.display}",
