@@ -25,6 +25,8 @@ __all__ = ["PartitionLoad", "load_dataset", "slice_filter", "table_regclass"]
 class Log(Protocol):
     def info(self, msg: str, *args: Any) -> Any: ...
 
+    def warning(self, msg: str, *args: Any) -> Any: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionLoad:
@@ -53,6 +55,8 @@ def load_dataset(
             schema=spec.schema_name,
             chunk_size=spec.chunk_size,
             create=spec.create,
+            on_bad_rows=spec.on_bad_rows,
+            rejects_table=spec.rejects_table,
             **_mode_options(spec, partition.range),
         )
         loads.append(PartitionLoad(key, result))
@@ -66,6 +70,14 @@ def load_dataset(
             f"{result.rows_per_second:,.0f}",
             f", {result.rows_deleted:,} old rows removed" if result.rows_deleted else "",
         )
+        if result.rows_rejected:
+            log.warning(
+                "%s%s: %s bad rows set aside in %s",
+                result.table,
+                "" if key is None else f" partition {key}",
+                f"{result.rows_rejected:,}",
+                result.rejects_table,
+            )
     return loads
 
 

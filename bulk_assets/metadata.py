@@ -63,12 +63,16 @@ def dataset_metadata(
         "rows_per_second": MetadataValue.float(round(rows / seconds, 1) if seconds else 0.0),
         "rows_affected": MetadataValue.int(sum(load.result.rows_affected for load in loads)),
         "rows_removed": MetadataValue.int(sum(load.result.rows_deleted for load in loads)),
+        "rows_rejected": MetadataValue.int(sum(load.result.rows_rejected for load in loads)),
         "duplicates_resolved": MetadataValue.int(
             sum(load.result.duplicates_resolved for load in loads)
         ),
         "attempts": MetadataValue.int(max((load.result.attempts for load in loads), default=1)),
         ROWS_BY_PARTITION: MetadataValue.json({load.key or "": load.result.rows for load in loads}),
     }
+    rejects = {load.result.rejects_table for load in loads} - {None}
+    if rejects:
+        metadata["rejects_table"] = MetadataValue.text(", ".join(sorted(map(str, rejects))))
     keys = [load.key for load in loads if load.key is not None]
     if keys:
         ranges = [partition_for_key(spec, key).range for key in keys]

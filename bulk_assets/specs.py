@@ -164,6 +164,16 @@ class DatasetSpec(_Spec):
         default=False, description="Create a missing table from the first chunk's dtypes."
     )
     chunk_size: int | None = Field(default=None, gt=0, description="Rows per chunk written.")
+    on_bad_rows: Literal["fail", "quarantine"] = Field(
+        default="fail",
+        description=(
+            "fail: a bad row fails the partition. quarantine: bad rows (type, NOT NULL, "
+            "unique, check, foreign key) go to rejects_table with their error; the rest load."
+        ),
+    )
+    rejects_table: str | None = Field(
+        default=None, description="Where quarantined rows go; default: <table>__rejects."
+    )
     group: str = Field(default="datasets", description="Asset group in the UI.")
     description: str | None = None
     deps: list[str] = Field(default_factory=list, description="Upstream asset names.")

@@ -19,6 +19,13 @@ from ._catalog import TableInfo, check_columns, check_key_columns, create_table_
 from ._convert import frame_to_records
 from ._identifiers import quote_ident
 from ._modes import MODES, STAGED_MODES, InsertWriter, ModeWriter, make_writer
+from ._quarantine import (
+    Rejected,
+    convert_keeping_good_rows,
+    record_rejects,
+    rejects_table_name,
+    send_keeping_good_rows,
+)
 from ._retry import is_transient, sleep_before_retry
 from ._sources import is_replayable, iter_frames
 from .errors import (
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import Pool
 
 Commit = Literal["write", "chunk"]
+OnBadRows = Literal["fail", "quarantine"]
 # Chunks converted ahead of the one being sent: conversion of chunk n+1 overlaps the server's
 # ingest of chunk n. In memory at once: the chunk being sent, one queued, one being converted.
 _PREFETCH = 1
@@ -65,6 +73,8 @@ class WriteRequest:
     replace: bool | KeyRange
     retries: int
     round_trip_timeout: float | None
+    on_bad_rows: OnBadRows = "fail"
+    rejects_table: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything connects."""
@@ -85,6 +95,10 @@ class WriteRequest:
                 "transaction: it needs commit='write' and an appending mode, got "
                 f"commit={self.commit!r}, mode={self.mode!r}"
             )
+        if self.on_bad_rows not in ("fail", "quarantine"):
+            raise ValueError(
+                f"on_bad_rows must be 'fail' or 'quarantine', got {self.on_bad_rows!r}"
+            )
         if not isinstance(self.replace, bool | KeyRange):
             raise TypeError(
                 f"replace must be True, False or a KeyRange, got {type(self.replace).__name__}"
@@ -102,6 +116,8 @@ class _Stats:
     chunks: int = 0
     duplicates: int = 0
     deleted: int = 0
+    rejected: int = 0
+    rejects_table: str | None = None
     created: bool = False
     columns: tuple[str, ...] = ()
     table: str = ""
@@ -112,6 +128,8 @@ class _Stats:
         self.affected += affected
         self.chunks += 1
         self.duplicates += chunk.duplicates
+        self.rejected += len(chunk.rejects)
+        self.rejects_table = chunk.rejects_table or self.rejects_table
 
 
 async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> WriteResult:
@@ -144,6 +162,8 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
         seconds=seconds,
         duplicates_resolved=stats.duplicates,
         rows_deleted=stats.deleted,
+        rows_rejected=stats.rejected,
+        rejects_table=stats.rejects_table,
         attempts=attempts,
         created=stats.created,
         columns=stats.columns,
@@ -162,6 +182,18 @@ class _Prepared:
     offset: int
     records: list[tuple[Any, ...]]
     duplicates: int
+    #: Global row number of each record, when rows were set aside (quarantine).
+    positions: list[int] | None = None
+    rejects: list[Rejected] = field(default_factory=list)
+    rejects_table: str | None = None
+
+    def row(self, index: int) -> int:
+        return self.offset + index if self.positions is None else self.positions[index]
+
+    @property
+    def span(self) -> str:
+        last = len(self.records) - 1
+        return f"rows {self.row(0)}..{self.row(last)}" if self.records else "no rows"
 
 
 async def _prepared_chunks(
@@ -178,17 +210,25 @@ async def _prepared_chunks(
         if list(frame.columns) != list(columns):
             _check_same_columns(frame, columns, request, offset)
         frame = frame.reset_index(drop=True)
-        if isinstance(request.replace, KeyRange):
-            _check_in_range(frame, request.replace, request.display, offset)
-        records = await asyncio.to_thread(
-            frame_to_records, frame, info, columns, row_offset=offset, not_null=not_null
-        )
-        duplicates = (
-            int(frame.duplicated(subset=list(request.key_columns), keep="last").sum())
-            if request.mode in STAGED_MODES
-            else 0
-        )
-        yield _Prepared(offset, records, duplicates)
+
+        def convert(part: pd.DataFrame, first_row: int) -> list[tuple[Any, ...]]:
+            if isinstance(request.replace, KeyRange):
+                _check_in_range(part, request.replace, request.display, first_row)
+            return frame_to_records(part, info, columns, row_offset=first_row, not_null=not_null)
+
+        if request.on_bad_rows == "quarantine":
+            records, positions, rejects = await asyncio.to_thread(
+                convert_keeping_good_rows, frame, convert, offset=offset
+            )
+            kept = frame.iloc[[p - offset for p in positions]] if rejects else frame
+            prepared = _Prepared(offset, records, 0, positions if rejects else None, rejects)
+        else:
+            kept = frame
+            prepared = _Prepared(offset, await asyncio.to_thread(convert, frame, offset), 0)
+        if request.mode in STAGED_MODES:
+            keys = list(request.key_columns)
+            prepared.duplicates = int(kept.duplicated(subset=keys, keep="last").sum())
+        yield prepared
         offset += len(frame)
 
 
@@ -480,21 +520,52 @@ async def _transaction(conn: asyncpg.Connection, request: WriteRequest) -> Async
 async def _send(
     conn: asyncpg.Connection, writer: ModeWriter, chunk: _Prepared, request: WriteRequest
 ) -> int:
-    """Send one chunk; the rows the server reports changed."""
+    """Send one chunk; the rows the server reports changed. With on_bad_rows="quarantine",
+    rows the server refuses are set aside with those the contract refused."""
     async with _round_trip(conn, request, "chunk", chunk=chunk, writer=writer):
-        return await writer.send(conn, chunk.records)
+        if request.on_bad_rows != "quarantine":
+            return await writer.send(conn, chunk.records)
+        positions = chunk.positions or [chunk.row(i) for i in range(len(chunk.records))]
+        affected, refused = await send_keeping_good_rows(
+            conn,
+            functools.partial(writer.send, conn),
+            chunk.records,
+            positions,
+            writer.columns,
+        )
+        if refused:
+            kept = set(positions) - {r.row for r in refused}
+            chunk.positions = [p for p in positions if p in kept]
+            chunk.records = [
+                record for record, p in zip(chunk.records, positions, strict=True) if p in kept
+            ]
+            chunk.rejects.extend(refused)
+        if chunk.rejects:
+            chunk.rejects.sort(key=lambda r: r.row)
+            stats_table = await record_rejects(
+                conn,
+                writer.info,
+                rejects_table_name(writer.info.name, request.rejects_table),
+                chunk.rejects,
+                timeout=request.round_trip_timeout,
+            )
+            chunk.rejects_table = stats_table
+        return affected
 
 
 def _report(log: Progress, request: WriteRequest, stats: _Stats) -> None:
     elapsed = time.perf_counter() - stats.started
     rate = stats.rows / elapsed if elapsed > 0 else 0.0
     log.info(
-        "%s: chunk %d written (%s): %s rows so far, %s rows/s",
+        "%s: chunk %d written (%s): %s rows so far, %s rows/s%s",
         stats.table or request.display,
         stats.chunks,
         request.mode,
         f"{stats.rows:,}",
         f"{rate:,.0f}",
+        f"; {stats.rejected:,} bad rows set aside in {stats.rejects_table}"
+        if stats.rejected
+        else "",
     )
 
 
@@ -637,7 +708,7 @@ def _translate(
         if state.startswith(("22", "23")):
             column, row = _locate(exc, chunk, writer)
             if row is None and chunk is not None:
-                text += f" in rows {chunk.offset}..{chunk.offset + len(chunk.records) - 1}"
+                text += f" in {chunk.span}"
             return BadValueError(text, table=table, column=column, row=row)
         return TerminalWriteError(f"write into {table} failed: {text}", table=table)
     if is_transient(exc):
@@ -646,8 +717,7 @@ def _translate(
         )
     if isinstance(exc, TypeError | ValueError | OverflowError) and chunk is not None:
         return BadValueError(
-            f"{type(exc).__name__}: {exc} in rows "
-            f"{chunk.offset}..{chunk.offset + len(chunk.records) - 1}",
+            f"{type(exc).__name__}: {exc} in {chunk.span}",
             table=table,
             column=None,
             row=None,
@@ -662,21 +732,24 @@ def _locate(
 ) -> tuple[str | None, int | None]:
     column = getattr(exc, "column_name", None)
     row = None
-    offset = chunk.offset if chunk is not None else 0
     columns = writer.columns if writer is not None else ()
     context = getattr(exc, "context", None) or ""
     copy_lines = _COPY_CONTEXT.findall(context)
     if copy_lines:
         line, copy_column = copy_lines[-1]
-        row = offset + int(line) - 1
+        row = _row(chunk, int(line) - 1)
         column = column or copy_column or None
     elif match := _EXECUTEMANY_ELEMENT.search(str(exc)):
         index = int(match.group(1)) - 1
         column = columns[index] if index < len(columns) else column
-        row = offset + int(match.group(2))
+        row = _row(chunk, int(match.group(2)))
     elif (match := _INSERT_ARGUMENT.search(str(exc))) and isinstance(writer, InsertWriter):
         index = int(match.group(1)) - 1
         width = max(1, len(columns))
         column = columns[index % width]
-        row = offset + writer.batch_start + index // width
+        row = _row(chunk, writer.batch_start + index // width)
     return column, row
+
+
+def _row(chunk: _Prepared | None, index: int) -> int:
+    return index if chunk is None else chunk.row(index)

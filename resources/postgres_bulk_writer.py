@@ -13,7 +13,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from ._engine import Commit, Progress, WriteRequest, execute_write
+from ._engine import Commit, OnBadRows, Progress, WriteRequest, execute_write
 from ._retry import backoff
 from ._session import Session, bridge
 from ._sources import Data
@@ -219,6 +219,8 @@ class PostgresBulkWriter(ConfigurableResource):
         create: bool = False,
         commit: Commit = "write",
         replace: bool | KeyRange = False,
+        on_bad_rows: OnBadRows = "fail",
+        rejects_table: str | None = None,
     ) -> WriteResult:
         """Write ``data`` into ``table``; all of it or, on any error, none of it.
 
@@ -245,6 +247,13 @@ class PostgresBulkWriter(ConfigurableResource):
                 the rows in that range (a partition's slice) and refuses new rows outside it,
                 so running the same range again gives the same table. Appending modes and
                 ``commit="write"`` only.
+            on_bad_rows: ``"fail"`` (default): a bad value fails the whole write.
+                ``"quarantine"``: rows with a value the contract or the server refuses (type,
+                NOT NULL, unique, check, foreign key) are set aside, with the error, column
+                and row number, in ``rejects_table`` (default ``<table>__rejects``, created
+                in the table's schema if missing) in the same transaction; the good rows
+                load. ``WriteResult.rows_rejected`` counts them.
+            rejects_table: where quarantined rows go.
 
         Returns:
             A :class:`WriteResult` with rows, chunks, seconds and rows per second.
@@ -260,7 +269,18 @@ class PostgresBulkWriter(ConfigurableResource):
                 "it would have to block to consume: use `await writer.awrite(...)` instead"
             )
         request = self._request(
-            table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
+            table,
+            data,
+            key_columns,
+            columns,
+            chunk_size,
+            mode=mode,
+            schema=schema,
+            create=create,
+            commit=commit,
+            replace=replace,
+            on_bad_rows=on_bad_rows,
+            rejects_table=rejects_table,
         )
         session = self._acquire_session()
         try:
@@ -281,13 +301,26 @@ class PostgresBulkWriter(ConfigurableResource):
         create: bool = False,
         commit: Commit = "write",
         replace: bool | KeyRange = False,
+        on_bad_rows: OnBadRows = "fail",
+        rejects_table: str | None = None,
     ) -> WriteResult:
         """The awaitable twin of :meth:`write`, with the same arguments, for async assets and
         plain asyncio code. Async iterables are consumed on the caller's event loop."""
         if isinstance(data, AsyncIterable):
             data = bridge(data, asyncio.get_running_loop())
         request = self._request(
-            table, data, mode, key_columns, columns, chunk_size, schema, create, commit, replace
+            table,
+            data,
+            key_columns,
+            columns,
+            chunk_size,
+            mode=mode,
+            schema=schema,
+            create=create,
+            commit=commit,
+            replace=replace,
+            on_bad_rows=on_bad_rows,
+            rejects_table=rejects_table,
         )
         acquiring = asyncio.ensure_future(asyncio.to_thread(self._acquire_session))
         try:
@@ -327,30 +360,23 @@ class PostgresBulkWriter(ConfigurableResource):
         self,
         table: str,
         data: Any,
-        mode: Mode,
         key_columns: Sequence[str] | None,
         columns: Sequence[str] | None,
         chunk_size: int | None,
-        schema: str | None,
-        create: bool,
-        commit: Commit,
-        replace: bool | KeyRange,
+        **options: Any,
     ) -> WriteRequest:
+        """``options``: the write's own keyword arguments, passed on as they are."""
         if isinstance(key_columns, str):
             key_columns = [key_columns]
         return WriteRequest(
             table=table,
             data=data,
-            mode=mode,
             key_columns=tuple(key_columns or ()),
             columns=tuple(columns) if columns is not None else None,
             chunk_size=chunk_size or self.chunk_size,
-            schema=schema,
-            create=create,
-            commit=commit,
-            replace=replace,
             retries=self.retries,
             round_trip_timeout=self._timeout(),
+            **options,
         )
 
     @staticmethod

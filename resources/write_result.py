@@ -17,13 +17,15 @@ class WriteResult:
     Attributes:
         table: the target, schema-qualified (``public.users``).
         mode: the write mode used.
-        rows: rows received and sent to the server, duplicates within a batch included.
+        rows: rows written, duplicates within a batch included, rows set aside excluded.
         rows_affected: rows the server reports changed (``UPDATE n`` / ``INSERT 0 n``).
         chunks: chunks sent.
         seconds: wall time of the write, retries included.
         duplicates_resolved: rows dropped because a later row in the same batch had the same
             key (update / upsert: last row wins).
         rows_deleted: rows a ``replace=KeyRange(...)`` removed before loading.
+        rows_rejected: rows set aside by ``on_bad_rows="quarantine"``.
+        rejects_table: where those rows went (``schema.table__rejects``), if any did.
         attempts: 1, plus one per retry after a transient error.
         created: whether the table was created by this write.
         columns: the columns written, in order.
@@ -37,6 +39,8 @@ class WriteResult:
     seconds: float
     duplicates_resolved: int = 0
     rows_deleted: int = 0
+    rows_rejected: int = 0
+    rejects_table: str | None = None
     attempts: int = 1
     created: bool = False
     columns: tuple[str, ...] = field(default=())

@@ -249,3 +249,25 @@ def test_time_partitions_need_aware_rows_in_their_window(resources, instance, sc
     assert not result.success
     text = result.get_step_failure_events()[0].event_specific_data.error.to_string()
     assert "outside the range being replaced" in text and "occurred_at" in text
+
+
+def test_quarantined_rows_are_reported_and_the_counts_still_check(
+    resources, instance, db, schema
+) -> None:
+    @dataset(
+        table="users",
+        ddl=EXAMPLES["users"].ddl,
+        partitions=EXAMPLES["users"].partitions,
+        on_bad_rows="quarantine",
+    )
+    def users_with_a_bad_row(part):
+        frame = EXAMPLES["users"].source.function(part)
+        frame.loc[3, "email"] = None  # NOT NULL
+        return frame
+
+    result = run(users_with_a_bad_row, resources, instance, partition_key=FIRST)
+    meta = metadata(result, "users_with_a_bad_row")
+    assert (meta["rows_written"], meta["rows_rejected"]) == (9_999, 1)
+    assert meta["rejects_table"] == f"{schema}.users__rejects"
+    assert db.fetchval(f'SELECT row_index FROM "{schema}".users__rejects') == 3
+    assert all(e.passed for e in result.get_asset_check_evaluations())
