@@ -37,10 +37,6 @@ __all__ = ["build_asset", "build_definitions", "build_schedule"]
 # Modes whose re-run converges on the same table: a failed step may simply run again. An
 # append (copy / executemany / insert) re-run after a lost COMMIT could add its rows twice.
 _IDEMPOTENT = frozenset({"replace-partition", "update", "upsert"})
-# The writer already retried a transient failure (with backoff, within one step); a step
-# retry then waits for a server that is restarting or failing over.
-_STEP_RETRIES = 2
-_STEP_RETRY_WAIT = 30
 
 
 def build_asset(spec: DatasetSpec) -> AssetsDefinition:
@@ -87,9 +83,11 @@ def _asset(
         except (TransientWriteError, FetchError) as exc:
             # A bad value or a bad declaration would fail the same way again: only transient
             # failures of an idempotent load retry the step.
+            # The writer already retried within the step; a step retry waits longer, for a
+            # server that is restarting or failing over.
             if spec.mode in _IDEMPOTENT and getattr(exc, "transient", True):
                 raise RetryRequested(
-                    max_retries=_STEP_RETRIES, seconds_to_wait=_STEP_RETRY_WAIT
+                    max_retries=spec.step_retries, seconds_to_wait=spec.step_retry_wait
                 ) from exc
             raise
         return MaterializeResult(metadata=dataset_metadata(spec, loads, writer))

@@ -174,6 +174,17 @@ class DatasetSpec(_Spec):
     rejects_table: str | None = Field(
         default=None, description="Where quarantined rows go; default: <table>__rejects."
     )
+    step_retries: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Times Dagster re-runs the step after a transient failure the writer's own retries "
+            "did not overcome (idempotent modes only: replace-partition, update, upsert)."
+        ),
+    )
+    step_retry_wait: float = Field(
+        default=30.0, ge=0, description="Seconds before such a step retry."
+    )
     group: str = Field(default="datasets", description="Asset group in the UI.")
     description: str | None = None
     deps: list[str] = Field(default_factory=list, description="Upstream asset names.")

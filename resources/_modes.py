@@ -28,6 +28,8 @@ MAX_BIND_PARAMS = 32_767
 # Past a few thousand rows a VALUES list costs more to parse and plan than it saves in round
 # trips.
 MAX_INSERT_ROWS = 5_000
+# A table has at most 1,600 columns (MaxHeapAttributeNumber).
+MAX_COLUMNS = 1_600
 
 
 @dataclass(slots=True)
@@ -41,6 +43,11 @@ class ModeWriter:
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         raise NotImplementedError
+
+    async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
+        """Run once after the last chunk, before COMMIT: (rows affected, duplicate keys
+        resolved) by the work deferred until then, or None if nothing was deferred."""
+        return None
 
     def insert_sql(self, rows: int = 1) -> str:
         width = len(self.columns)
@@ -96,12 +103,16 @@ class InsertWriter(ModeWriter):
 @dataclass(slots=True)
 class _StagedWriter(ModeWriter):
     key_columns: Sequence[str] = ()
+    #: Stage every chunk and apply them all in one statement at finish(): the write then
+    #: locks its rows in key order whatever the chunk order, so concurrent writers of
+    #: overlapping keys cannot deadlock. Off for per-chunk commits and quarantine, which
+    #: need each chunk applied on its own.
+    apply_once: bool = False
     stage: str = ""
-    order_column: str = ""
+    order: str = ""
 
     async def begin(self, conn: asyncpg.Connection) -> None:
         self.stage = f"bulk_stage_{uuid.uuid4().hex[:12]}"
-        self.order_column = _unused_name("bulk_row_order", self.columns)
         # Same column types as the target (typmods and domains included), none of its
         # constraints; dropped at COMMIT or ROLLBACK.
         await conn.execute(
@@ -109,17 +120,39 @@ class _StagedWriter(ModeWriter):
             f"SELECT {column_list(self.columns)} FROM {self.info.qualified} WITH NO DATA",
             timeout=self.timeout,
         )
+        if len(self.columns) >= MAX_COLUMNS:
+            # No room for an order column: a temp table filled only by COPY stores its rows
+            # in insertion order, so their physical position orders them as well.
+            self.order = "ctid"
+            return
+        self.order = quote_ident(_unused_name("bulk_row_order", self.columns))
         await conn.execute(
             f"ALTER TABLE {quote_ident(self.stage)} ADD COLUMN "
-            f"{quote_ident(self.order_column)} bigint GENERATED ALWAYS AS IDENTITY",
+            f"{self.order} bigint GENERATED ALWAYS AS IDENTITY",
             timeout=self.timeout,
         )
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
-        await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
+        if not self.apply_once:
+            await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
         await conn.copy_records_to_table(
             self.stage, columns=list(self.columns), records=records, timeout=self.timeout
         )
+        if self.apply_once:
+            return 0
+        return await self._apply(conn)
+
+    async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
+        if not self.apply_once:
+            return None
+        keys = column_list(self.key_columns)
+        duplicates = await conn.fetchval(
+            f"SELECT count(*) - count(DISTINCT ROW({keys})) FROM {quote_ident(self.stage)}",
+            timeout=self.timeout,
+        )
+        return await self._apply(conn), int(duplicates)
+
+    async def _apply(self, conn: asyncpg.Connection) -> int:
         status = await conn.execute(self.apply_sql(), timeout=self.timeout)
         return int(status.rsplit(" ", 1)[-1])
 
@@ -129,7 +162,7 @@ class _StagedWriter(ModeWriter):
         return (
             f"SELECT DISTINCT ON ({keys}) {column_list(self.columns)} "
             f"FROM {quote_ident(self.stage)} "
-            f"ORDER BY {keys}, {quote_ident(self.order_column)} DESC"
+            f"ORDER BY {keys}, {self.order} DESC"
         )
 
     def apply_sql(self) -> str:
@@ -181,6 +214,7 @@ def make_writer(
     *,
     key_columns: Sequence[str],
     timeout: float | None,
+    apply_once: bool = False,
 ) -> ModeWriter:
     writers: dict[str, type[ModeWriter]] = {
         "copy": CopyWriter,
@@ -190,4 +224,4 @@ def make_writer(
     if mode in writers:
         return writers[mode](info, columns, timeout)
     staged = UpdateWriter if mode == "update" else UpsertWriter
-    return staged(info, columns, timeout, key_columns)
+    return staged(info, columns, timeout, key_columns, apply_once)
