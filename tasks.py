@@ -6,10 +6,12 @@ Usage:
     python3 tasks.py test [pytest args...]       e.g. -k copy -x
     python3 tasks.py lint [paths...]             ruff check, ruff format --check, mypy
     python3 tasks.py pg [status|stop|dsn|reset]  the UI's embedded PostgreSQL
+    python3 tasks.py bench [benchmark args...]   e.g. --rows 200000 --only narrow --json out.json
 
 Every command first creates .venv (if missing) and runs `pip install -e '.[dev]'` into it
 when pyproject.toml changed since the last install. `ui` uses DAGSTER_HOME=.dagster_home
-unless set, and starts the shared embedded PostgreSQL unless DATABASE_URL is set.
+unless set, and starts the shared embedded PostgreSQL unless DATABASE_URL is set; so does
+`bench` (unless --dsn is given), which runs `python -m benchmarks` against it.
 """
 
 from __future__ import annotations
@@ -102,13 +104,27 @@ def dagster_env() -> dict[str, str]:
     return env
 
 
+# Every dataset asset is in the concurrency pool "postgres_writes": a backfill of 100
+# partitions then keeps at most 4 writers (4 x the writer's pool_size of 4 connections) busy.
+WRITE_POOL_LIMIT = 4
+INSTANCE_CONFIG = f"""\
+# Written by `python3 tasks.py ui` when missing; edit freely, it is not overwritten.
+concurrency:
+  pools:
+    default_limit: {WRITE_POOL_LIMIT}
+  runs:
+    max_concurrent_runs: 8
+"""
+
+
 def ui(args: list[str]) -> int:
     env = dagster_env()
     home = Path(env["DAGSTER_HOME"])
-    if not (home / "dagster.yaml").exists():
-        step(f"creating DAGSTER_HOME {shown([home])} with an empty dagster.yaml")
+    config = home / "dagster.yaml"
+    if not config.exists() or not config.read_text().strip():
+        step(f"writing {shown([config])}: at most {WRITE_POOL_LIMIT} writes at once")
         home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").touch()
+        config.write_text(INSTANCE_CONFIG)
     if env.get("DATABASE_URL"):
         step("DATABASE_URL is set: not starting the embedded PostgreSQL")
     else:
@@ -129,6 +145,17 @@ def test(args: list[str]) -> int:
     return replace_process([PYTHON, "-m", "pytest", *args])
 
 
+def bench(args: list[str]) -> int:
+    env = dagster_env()
+    if env.get("DATABASE_URL") or any(a == "--dsn" or a.startswith("--dsn=") for a in args):
+        step("DATABASE_URL or --dsn is set: not starting the embedded PostgreSQL")
+    elif not any(a in ("-h", "--help") for a in args):
+        start: list[str | Path] = [PYTHON, "-m", "resources.embedded_postgres", "start"]
+        step(shown(start))
+        run(start, env=env)
+    return replace_process([PYTHON, "-m", "benchmarks", *args], env=env)
+
+
 def lint(args: list[str]) -> int:
     checks: list[list[str | Path]] = [
         [BIN / "ruff", "check", *args],
@@ -146,7 +173,7 @@ def lint(args: list[str]) -> int:
     return failed
 
 
-COMMANDS = {"ui": ui, "test": test, "lint": lint, "pg": pg}
+COMMANDS = {"ui": ui, "test": test, "lint": lint, "pg": pg, "bench": bench}
 
 
 def main(argv: list[str]) -> int:

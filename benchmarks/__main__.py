@@ -1,0 +1,107 @@
+"""``python -m benchmarks``: how fast each way of loading rows into PostgreSQL is, next to
+what the server itself manages; see ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._report import render_markdown, render_text
+from ._run import SECTIONS, Options, run_benchmarks
+
+DEFAULT_ROWS = 1_000_000
+# --quick: enough rows to exercise every case, few enough to finish in seconds.
+QUICK_ROWS = 2_000
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=(
+            "Time bulk loads into PostgreSQL: one row at a time, raw asyncpg, the "
+            "project's writer, and the server's own COPY as the ceiling."
+        ),
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        help=f"rows per table (default {DEFAULT_ROWS:,}; --quick {QUICK_ROWS:,})",
+    )
+    parser.add_argument(
+        "--repeat", type=int, help="rounds; the median counts (default 3; --quick 1)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny tables, one round")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SECTIONS),
+        help="run only this section (repeatable)",
+    )
+    parser.add_argument("--json", type=Path, help="write every number to this file")
+    parser.add_argument(
+        "--markdown", type=Path, help="write the report as Markdown (BENCHMARKS.md)"
+    )
+    parser.add_argument(
+        "--dsn", help="PostgreSQL URL; default: DATABASE_URL, else the embedded server"
+    )
+    parser.add_argument(
+        "--schema", default="bulk_bench", help="schema of the tables (default bulk_bench)"
+    )
+    parser.add_argument(
+        "--keep-tables", action="store_true", help="leave the last round's tables in place"
+    )
+    return parser.parse_args(argv)
+
+
+def resolve_dsn(given: str | None) -> tuple[str, str]:
+    """The DSN and where it came from, for the report (the DSN itself is never printed)."""
+    if given:
+        return given, "--dsn"
+    from_env = os.environ.get("DATABASE_URL")
+    if from_env:
+        return from_env, "DATABASE_URL"
+    from resources.embedded_postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres.default()
+    return server.ensure_running(), f"embedded PostgreSQL ({server.data_dir})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows = args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)
+    repeat = args.repeat or (1 if args.quick else 3)
+    if rows < 1 or repeat < 1:
+        print("--rows and --repeat must be at least 1", file=sys.stderr)
+        return 2
+    dsn, source = resolve_dsn(args.dsn)
+    shown = [a for a in (argv if argv is not None else sys.argv[1:])]
+    if "--dsn" in shown:
+        # Keep a password out of the report.
+        shown[shown.index("--dsn") + 1 : shown.index("--dsn") + 2] = ["..."]
+    options = Options(
+        rows=rows,
+        repeat=repeat,
+        dsn=dsn,
+        source=source,
+        schema=args.schema,
+        only=tuple(args.only or SECTIONS),
+        quick=args.quick,
+        keep_tables=args.keep_tables,
+        command=shlex.join(["python", "-m", "benchmarks", *shown]),
+    )
+    results = run_benchmarks(options)
+    print(render_text(results), end="")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.write_text(render_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The benchmark command end to end in --quick mode: every case runs, its numbers are derived
+from its own timings, and the tables hold what each case wrote. No assertion about speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK_ROWS = 2_000
+UPDATED = QUICK_ROWS // 10
+APPEND = [
+    "one_at_a_time",
+    "raw_executemany",
+    "raw_multirow_insert",
+    "raw_copy_records",
+    "raw_copy_records_from_frame",
+    "ours_copy",
+    "ours_executemany",
+    "ours_insert",
+]
+UPDATE = [
+    "server_update_from_staging",
+    "server_upsert_from_staging",
+    "ours_update",
+    "ours_upsert",
+    "raw_executemany_update",
+    "raw_executemany_upsert",
+]
+OPTIONAL = {"pandas_to_sql_multi", "adbc_ingest"}
+
+
+def test_quick_run_reports_every_case_from_its_own_timings(
+    dsn: str, db: Any, schema: str, tmp_path: Path
+) -> None:
+    out, markdown = tmp_path / "bench.json", tmp_path / "BENCHMARKS.md"
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--dsn", dsn, "--schema", schema]
+    command += ["--keep-tables", "--json", str(out), "--markdown", str(markdown)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(out.read_text())
+
+    assert results["benchmark"]["rows"] == QUICK_ROWS
+    assert results["benchmark"]["repeat"] == 1
+    sections = {s["name"]: s for s in results["sections"]}
+    assert list(sections) == ["narrow", "wide", "update_narrow", "update_wide", "stream"]
+    ceiling = (
+        "server_copy_from_file"
+        if results["server"]["ceiling_source"] == "server_file"
+        else "copy_from_stdin_file"
+    )
+    expected = {
+        "narrow": [ceiling, *APPEND],
+        "wide": [ceiling, *APPEND],
+        "update_narrow": UPDATE,
+        "update_wide": UPDATE,
+        "stream": ["ours_copy_frame_1x", "ours_copy_generator_10x"],
+    }
+    for name, section in sections.items():
+        names = [c["name"] for c in section["cases"]]
+        optional = [n for n in names if n in OPTIONAL]
+        assert [n for n in names if n not in OPTIONAL] == expected[name]
+        # An optional case either ran or says why not.
+        skipped = {s["name"]: s["reason"] for s in section["skipped"]}
+        if name in ("narrow", "wide"):
+            assert set(optional) | set(skipped) == OPTIONAL
+            assert all(skipped.values())
+
+    for name, section in sections.items():
+        by_name = {c["name"]: c for c in section["cases"]}
+        for case in section["cases"]:
+            assert case["seconds"] > 0 and case["rows_per_s"] > 0, case
+            assert case["rows_per_s"] == pytest.approx(case["rows"] / case["seconds"])
+            assert case["peak_rss_mb"] > 0
+            reference = sections["narrow"] if name == "stream" else section
+            own = {c["name"]: c for c in reference["cases"]}[case["ceiling_case"]]
+            assert own["ceiling"] and (name == "stream" or own["group"] == case["group"])
+            assert case["x_ceiling"] == pytest.approx(case["rows_per_s"] / own["rows_per_s"])
+            count = db.fetchval(f'SELECT count(*) FROM "{schema}"."{name}_{case["name"]}"')
+            assert count == case["rows_in_table"]
+        if name in ("narrow", "wide"):
+            assert all(c["rows"] == c["rows_in_table"] == QUICK_ROWS for c in section["cases"])
+            assert by_name["one_at_a_time"]["sampled"] is True
+        elif name == "stream":
+            assert by_name["ours_copy_frame_1x"]["rows_in_table"] == QUICK_ROWS
+            assert by_name["ours_copy_generator_10x"]["rows_in_table"] == 10 * QUICK_ROWS
+        else:
+            for case in section["cases"]:
+                assert case["rows"] == UPDATED and case["rows_changed"] == UPDATED, case
+                assert case["rows_in_table"] == QUICK_ROWS
+
+    text = markdown.read_text()
+    assert results["machine"]["cpu"] in text
+    assert results["server"]["version"] in text
+    assert all(name in text for names in expected.values() for name in names)
