@@ -741,11 +741,13 @@ def _locate(
     exc: asyncpg.PostgresError, chunk: _Prepared | None, writer: ModeWriter | None
 ) -> tuple[str | None, int | None]:
     column = getattr(exc, "column_name", None)
-    row = None
+    row = getattr(exc, "input_row", None)
     columns = writer.columns if writer is not None else ()
     context = getattr(exc, "context", None) or ""
     copy_lines = _COPY_CONTEXT.findall(context)
-    if copy_lines:
+    if row is not None:
+        pass  # the staged apply found the row itself
+    elif copy_lines:
         line, copy_column = copy_lines[-1]
         row = _row(chunk, int(line) - 1)
         column = column or copy_column or None

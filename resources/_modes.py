@@ -10,14 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
+
+import asyncpg
 
 from ._catalog import TableInfo
 from ._identifiers import column_list, quote_ident
 from .write_result import Mode
-
-if TYPE_CHECKING:
-    import asyncpg
 
 MODES: tuple[str, ...] = get_args(Mode)
 # Modes that stage rows and match them on key columns; running one again converges on the
@@ -150,38 +149,85 @@ class _StagedWriter(ModeWriter):
             f"SELECT count(*) - count(DISTINCT ROW({keys})) FROM {quote_ident(self.stage)}",
             timeout=self.timeout,
         )
-        return await self._apply(conn), int(duplicates)
+        # Under a savepoint: if the server refuses a row, the stage is still there to find
+        # which one.
+        savepoint = conn.transaction()
+        await savepoint.start()
+        try:
+            affected = await self._apply(conn)
+        except asyncpg.PostgresError as exc:
+            await savepoint.rollback()
+            if _is_data_error(exc) and self.order != "ctid":
+                exc.input_row = await self._first_failing_row(conn)
+            raise
+        await savepoint.commit()
+        return affected, int(duplicates)
 
-    async def _apply(self, conn: asyncpg.Connection) -> int:
-        status = await conn.execute(self.apply_sql(), timeout=self.timeout)
+    async def _apply(self, conn: asyncpg.Connection, upto: int | None = None) -> int:
+        status = await conn.execute(self.apply_sql(upto), timeout=self.timeout)
         return int(status.rsplit(" ", 1)[-1])
 
-    def latest_per_key(self) -> str:
+    async def _first_failing_row(self, conn: asyncpg.Connection) -> int | None:
+        """Bisect on the staged rows that the apply uses (the last per key, numbered in
+        input order): the smallest n such that applying rows 1..n fails names the row, in
+        about log2(rows) applies, each rolled back."""
+        high = await conn.fetchval(
+            f"SELECT max({self.order}) FROM {quote_ident(self.stage)}", timeout=self.timeout
+        )
+        low = 1
+        if high is None or not await self._fails(conn, high):
+            return None
+        while low < high:
+            middle = (low + high) // 2
+            if await self._fails(conn, middle):
+                high = middle
+            else:
+                low = middle + 1
+        return int(low) - 1
+
+    async def _fails(self, conn: asyncpg.Connection, upto: int) -> bool:
+        probe = conn.transaction()
+        await probe.start()
+        try:
+            await self._apply(conn, upto)
+        except asyncpg.PostgresError as exc:
+            if not _is_data_error(exc):
+                raise
+            return True
+        finally:
+            await probe.rollback()
+        return False
+
+    def latest_per_key(self, upto: int | None = None) -> str:
+        """The last staged row of each key; with ``upto``, only those among the first
+        ``upto`` rows staged."""
         keys = column_list(self.key_columns)
+        order_output = "" if self.order == "ctid" else f", {self.order}"
+        where = "" if upto is None else f" WHERE s.{self.order} <= {int(upto)}"
         # Rows were staged in input order, so the highest order number is the last row given.
         return (
-            f"SELECT DISTINCT ON ({keys}) {column_list(self.columns)} "
-            f"FROM {quote_ident(self.stage)} "
-            f"ORDER BY {keys}, {self.order} DESC"
+            f"SELECT * FROM (SELECT DISTINCT ON ({keys}) {column_list(self.columns)}"
+            f"{order_output} FROM {quote_ident(self.stage)} "
+            f"ORDER BY {keys}, {self.order} DESC) AS s{where}"
         )
 
-    def apply_sql(self) -> str:
+    def apply_sql(self, upto: int | None = None) -> str:
         raise NotImplementedError
 
 
 class UpdateWriter(_StagedWriter):
-    def apply_sql(self) -> str:
+    def apply_sql(self, upto: int | None = None) -> str:
         values = [c for c in self.columns if c not in self.key_columns]
         assignments = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in values)
         match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.key_columns)
         return (
             f"UPDATE {self.info.qualified} AS t SET {assignments} "
-            f"FROM ({self.latest_per_key()}) AS s WHERE {match}"
+            f"FROM ({self.latest_per_key(upto)}) AS s WHERE {match}"
         )
 
 
 class UpsertWriter(_StagedWriter):
-    def apply_sql(self) -> str:
+    def apply_sql(self, upto: int | None = None) -> str:
         keys = column_list(self.key_columns)
         values = [c for c in self.columns if c not in self.key_columns]
         action = (
@@ -194,9 +240,14 @@ class UpsertWriter(_StagedWriter):
         # in the same order and do not deadlock each other.
         return (
             f"INSERT INTO {self.info.qualified} ({column_list(self.columns)}) "
-            f"SELECT {column_list(self.columns)} FROM ({self.latest_per_key()}) AS s "
+            f"SELECT {column_list(self.columns)} FROM ({self.latest_per_key(upto)}) AS s "
             f"ORDER BY {keys} ON CONFLICT ({keys}) {action}"
         )
+
+
+def _is_data_error(exc: asyncpg.PostgresError) -> bool:
+    # 22: a value the column's type refuses; 23: a constraint (NOT NULL, unique, check, FK).
+    return (exc.sqlstate or "").startswith(("22", "23"))
 
 
 def _unused_name(base: str, taken: Sequence[str]) -> str:

@@ -441,3 +441,25 @@ def test_write_result_names_the_resolved_schema_for_an_unqualified_table(
         result = writer.write("items", pd.DataFrame({"id": [1, 2]}))
     assert result.table == f"{schema}.items"
     assert result.rows == 2
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_staged_write_names_the_row_the_server_refused(
+    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """The whole write is applied in one statement; when the server refuses a row, the row
+    is found among those applied (a bad row overridden by a later one for its key is not)."""
+    db.execute(f'CREATE TABLE "{schema}".c (id int PRIMARY KEY, v int CHECK (v >= 0))')
+    db.execute(f'INSERT INTO "{schema}".c SELECT g, 0 FROM generate_series(1, 20) g')
+    frame = pd.DataFrame({"id": list(range(1, 16)), "v": [1] * 15})
+    frame.loc[4, "v"] = -1  # id 5, overridden by row 15 below: last row wins, not an error
+    frame = pd.concat([frame, pd.DataFrame({"id": [5], "v": [2]})], ignore_index=True)
+    ok = writer.write("c", frame, schema=schema, mode=mode, key_columns=["id"], chunk_size=4)
+    assert ok.duplicates_resolved == 1
+    assert db.fetchval(f'SELECT v FROM "{schema}".c WHERE id = 5') == 2
+    frame.loc[11, "v"] = -7  # id 12, chunk 3
+    before = content(db, schema, "c")
+    with pytest.raises(BadValueError) as caught:
+        writer.write("c", frame, schema=schema, mode=mode, key_columns=["id"], chunk_size=4)
+    assert caught.value.row == 11 and "c_v_check" in str(caught.value)
+    assert content(db, schema, "c") == before
