@@ -192,8 +192,10 @@ def _convert_float(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> lis
         ints = series.to_numpy(dtype="int64", na_value=0)
         floats = ints.astype(as_float)
         # Compare in the integer domain: int-to-float comparison would round the int first.
-        # Above 2**62 the cast back may overflow; such values are inexact in either type.
-        inexact = ~na & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
+        # Above 2**62 the cast back may overflow; such values are inexact in either type (and
+        # numpy's warning about that overflowing cast is noise).
+        with np.errstate(invalid="ignore"):
+            inexact = ~na & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
         if inexact.any():
             pos = _first(inexact)
             raise _Reject(f"integer {ints[pos]} has no exact {column.sql_type} value", pos)
@@ -380,7 +382,10 @@ def _convert_timestamp(series: pd.Series, na: np.ndarray, column: ColumnInfo) ->
                 raise _Reject(f"{value} has nanoseconds; PostgreSQL keeps microseconds")
             value = value.to_pydatetime()
         elif isinstance(value, np.datetime64):
-            value = pd.Timestamp(value).to_pydatetime()
+            stamp = pd.Timestamp(value)
+            if stamp.nanosecond:
+                raise _Reject(f"{stamp} has nanoseconds; PostgreSQL keeps microseconds")
+            value = stamp.to_pydatetime()
         elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             if aware_wanted:
                 raise _Reject(f"a date has no time zone; {_tz_reason(True)}")
@@ -413,6 +418,8 @@ def _convert_date(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
         ]
 
     def one(value: Any) -> dt.date:
+        if isinstance(value, np.datetime64):
+            value = pd.Timestamp(value)  # then judged as the datetime it is
         if isinstance(value, dt.datetime):
             if value.tzinfo is not None or value.time() != dt.time():
                 raise _Reject(f"{_show(value)} has a time part or zone; a date column drops it")

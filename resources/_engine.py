@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import asyncpg
 import pandas as pd
 
+from ._binary_copy import encode_frame
 from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
 from ._convert import frame_to_records
 from ._identifiers import quote_ident
-from ._modes import MODES, STAGED_MODES, InsertWriter, ModeWriter, make_writer
+from ._modes import BINARY_COPY_MODES, MODES, STAGED_MODES, InsertWriter, ModeWriter, make_writer
 from ._quarantine import (
     Rejected,
     convert_keeping_good_rows,
@@ -124,7 +125,7 @@ class _Stats:
     started: float = field(default_factory=time.perf_counter)
 
     def add(self, chunk: _Prepared, affected: int) -> None:
-        self.rows += len(chunk.records)
+        self.rows += chunk.rows
         self.affected += affected
         self.chunks += 1
         self.duplicates += chunk.duplicates
@@ -182,6 +183,9 @@ class _Prepared:
     offset: int
     records: list[tuple[Any, ...]]
     duplicates: int
+    #: The chunk already encoded for binary COPY; then ``records`` is empty.
+    payload: bytes | None = None
+    rows: int = 0
     #: Global row number of each record, when rows were set aside (quarantine).
     positions: list[int] | None = None
     rejects: list[Rejected] = field(default_factory=list)
@@ -192,8 +196,7 @@ class _Prepared:
 
     @property
     def span(self) -> str:
-        last = len(self.records) - 1
-        return f"rows {self.row(0)}..{self.row(last)}" if self.records else "no rows"
+        return f"rows {self.row(0)}..{self.row(self.rows - 1)}" if self.rows else "no rows"
 
 
 async def _prepared_chunks(
@@ -216,15 +219,39 @@ async def _prepared_chunks(
                 _check_in_range(part, request.replace, request.display, first_row)
             return frame_to_records(part, info, columns, row_offset=first_row, not_null=not_null)
 
+        def encode(part: pd.DataFrame, first_row: int) -> _Prepared:
+            """Whole columns to binary COPY when every column has a vectorised encoder (the
+            same checks, an order of magnitude less Python per row); else Python records."""
+            if isinstance(request.replace, KeyRange):
+                _check_in_range(part, request.replace, request.display, first_row)
+            payload = encode_frame(part, info, columns, row_offset=first_row, not_null=not_null)
+            if payload is None:
+                records = frame_to_records(
+                    part, info, columns, row_offset=first_row, not_null=not_null
+                )
+                return _Prepared(first_row, records, 0, rows=len(part))
+            return _Prepared(first_row, [], 0, payload=payload, rows=len(part))
+
         if request.on_bad_rows == "quarantine":
             records, positions, rejects = await asyncio.to_thread(
                 convert_keeping_good_rows, frame, convert, offset=offset
             )
             kept = frame.iloc[[p - offset for p in positions]] if rejects else frame
-            prepared = _Prepared(offset, records, 0, positions if rejects else None, rejects)
+            prepared = _Prepared(
+                offset,
+                records,
+                0,
+                rows=len(records),
+                positions=positions if rejects else None,
+                rejects=rejects,
+            )
+        elif request.mode in BINARY_COPY_MODES:
+            kept = frame
+            prepared = await asyncio.to_thread(encode, frame, offset)
         else:
             kept = frame
-            prepared = _Prepared(offset, await asyncio.to_thread(convert, frame, offset), 0)
+            records = await asyncio.to_thread(convert, frame, offset)
+            prepared = _Prepared(offset, records, 0, rows=len(records))
         if request.mode in STAGED_MODES:
             keys = list(request.key_columns)
             prepared.duplicates = int(kept.duplicated(subset=keys, keep="last").sum())
@@ -533,6 +560,8 @@ async def _send(
     """Send one chunk; the rows the server reports changed. With on_bad_rows="quarantine",
     rows the server refuses are set aside with those the contract refused."""
     async with _round_trip(conn, request, "chunk", chunk=chunk, writer=writer):
+        if chunk.payload is not None:
+            return await writer.send_payload(conn, chunk.payload)
         if request.on_bad_rows != "quarantine":
             return await writer.send(conn, chunk.records)
         positions = chunk.positions or [chunk.row(i) for i in range(len(chunk.records))]
@@ -549,6 +578,7 @@ async def _send(
             chunk.records = [
                 record for record, p in zip(chunk.records, positions, strict=True) if p in kept
             ]
+            chunk.rows = len(chunk.records)
             chunk.rejects.extend(refused)
         if chunk.rejects:
             chunk.rejects.sort(key=lambda r: r.row)

@@ -8,7 +8,7 @@ winning where a key repeats.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -22,6 +22,12 @@ MODES: tuple[str, ...] = get_args(Mode)
 # Modes that stage rows and match them on key columns; running one again converges on the
 # same table, so they are safe to retry even when a COMMIT's outcome is unknown.
 STAGED_MODES = frozenset({"update", "upsert"})
+# Modes whose rows travel by COPY (into the table or the stage): they take a chunk already
+# encoded for binary COPY.
+BINARY_COPY_MODES = frozenset({"copy", "update", "upsert"})
+# Pieces of an encoded chunk handed to the driver: big enough to keep the socket busy, small
+# enough not to copy the payload again.
+_PIECE = 1 << 20
 # PostgreSQL's wire protocol numbers bind parameters with an int16: 32,767 per statement.
 MAX_BIND_PARAMS = 32_767
 # Past a few thousand rows a VALUES list costs more to parse and plan than it saves in round
@@ -41,6 +47,10 @@ class ModeWriter:
         """Run once per transaction, before the first chunk."""
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
+        raise NotImplementedError
+
+    async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
+        """Send a chunk already encoded for binary COPY (BINARY_COPY_MODES only)."""
         raise NotImplementedError
 
     async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
@@ -67,6 +77,17 @@ class CopyWriter(ModeWriter):
             timeout=self.timeout,
         )
         return len(records)
+
+    async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
+        status = await conn.copy_to_table(
+            self.info.name,
+            schema_name=self.info.schema,
+            columns=list(self.columns),
+            source=pieces(payload),
+            format="binary",
+            timeout=self.timeout,
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
 
 class ExecutemanyWriter(ModeWriter):
@@ -136,6 +157,20 @@ class _StagedWriter(ModeWriter):
             await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
         await conn.copy_records_to_table(
             self.stage, columns=list(self.columns), records=records, timeout=self.timeout
+        )
+        if self.apply_once:
+            return 0
+        return await self._apply(conn)
+
+    async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
+        if not self.apply_once:
+            await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
+        await conn.copy_to_table(
+            self.stage,
+            columns=list(self.columns),
+            source=pieces(payload),
+            format="binary",
+            timeout=self.timeout,
         )
         if self.apply_once:
             return 0
@@ -243,6 +278,12 @@ class UpsertWriter(_StagedWriter):
             f"SELECT {column_list(self.columns)} FROM ({self.latest_per_key(upto)}) AS s "
             f"ORDER BY {keys} ON CONFLICT ({keys}) {action}"
         )
+
+
+async def pieces(payload: bytes) -> AsyncIterator[memoryview]:
+    view = memoryview(payload)
+    for start in range(0, len(view), _PIECE):
+        yield view[start : start + _PIECE]
 
 
 def _is_data_error(exc: asyncpg.PostgresError) -> bool:

@@ -134,15 +134,6 @@ def test_numpy_scalars_in_object_columns_round_trip(
     assert [r["v"] for r in got] == [expected, None]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "_convert._convert_timestamp: an np.datetime64 with nanoseconds in an object column "
-        "goes through pd.Timestamp(value).to_pydatetime(), which drops the nanoseconds with a "
-        "warning instead of refusing the value as the datetime64 dtype path does"
-    ),
-)
 @pytest.mark.parametrize("mode", ["copy", "upsert"])
 def test_numpy_datetime64_with_nanoseconds_is_refused(
     mode: str, writer: PostgresBulkWriter, db: Any, schema: str
@@ -161,14 +152,6 @@ def test_numpy_datetime64_with_nanoseconds_is_refused(
     assert snapshot(db, schema) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BadValueError,
-    reason=(
-        "_convert._convert_date accepts dt.date and dt.datetime only: a day-unit np.datetime64 "
-        "in an object column, which the timestamp converter takes, is refused by a date column"
-    ),
-)
 def test_numpy_datetime64_day_into_a_date_column(
     writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:

@@ -1,0 +1,126 @@
+"""A whole DataFrame chunk as one PostgreSQL binary COPY payload, without Python objects per value.
+
+The plain path (``frame_to_records``, then asyncpg encoding each value) spends about 4x the
+server's own ingest time on a wide table. Here every column is checked and encoded with
+whole-column numpy / Arrow operations (:mod:`._binary_columns`) and the rows are assembled by
+one Arrow kernel, so encoding a chunk costs clearly less than the server needs to load it.
+
+The type contract is that of :func:`._convert.convert_column`: the same values are accepted, the
+same are refused with the same :class:`BadValueError`. A chunk with a column the fast path
+cannot encode exactly gives ``None``, and the caller converts it the plain way.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._binary_columns import Column, Fallback, Part, encoder_for
+from ._catalog import TableInfo
+
+__all__ = ["encode_frame"]
+
+# Signature, flags (no OIDs), header extension length: the binary COPY file header.
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_TRAILER = struct.pack(">h", -1)
+_EMPTY = pa.scalar(b"", pa.large_binary())
+
+
+def encode_frame(
+    frame: pd.DataFrame,
+    info: TableInfo,
+    columns: Sequence[str],
+    *,
+    row_offset: int,
+    not_null: Sequence[str] = (),
+) -> bytes | None:
+    """The chunk as a binary COPY payload (header, rows, trailer) for ``COPY ... (FORMAT
+    binary)`` into ``columns``, or ``None`` when some column has no fast encoder for its
+    (dtype, column type) pair: convert that chunk with ``frame_to_records`` instead.
+
+    ``frame`` must have a 0..n-1 index; ``row_offset`` is the global row of its first row, for
+    error messages; ``not_null`` names key columns that must not hold NULL.
+
+    Raises:
+        BadValueError: exactly where ``frame_to_records`` would raise it.
+
+    Examples:
+        payload = encode_frame(frame, info, columns, row_offset=offset)
+        if payload is not None:
+            await conn.copy_to_table(
+                info.name, schema_name=info.schema, columns=list(columns),
+                source=io.BytesIO(payload), format="binary",
+            )
+    """
+    encoders = []
+    for name in columns:
+        encoder = encoder_for(frame[name], info.columns[name])
+        if encoder is None:
+            return None
+        encoders.append(encoder)
+    n = len(frame)
+    if n == 0:
+        return _HEADER + _TRAILER
+    parts: list[Part] = [np.frombuffer(struct.pack(">h", len(columns)) * n, np.uint8).reshape(n, 2)]
+    try:
+        for name, encoder in zip(columns, encoders, strict=True):
+            series = frame[name]
+            column = Column(
+                series=series,
+                info=info.columns[name],
+                na=np.asarray(series.isna(), dtype=bool),
+                table=info.display,
+                row_offset=row_offset,
+                not_null=name in not_null,
+            )
+            if (column.not_null or column.info.required) and column.na.any():
+                column.refuse()
+            parts.extend(encoder(column))
+    except Fallback:
+        return None
+    return b"".join((_HEADER, _rows(parts, n), _TRAILER))
+
+
+def _rows(parts: list[Part], n: int) -> memoryview:
+    """Row i of the result is row i of every part, in order."""
+    # Neighbouring fixed-size blocks merge with strided copies; one Arrow kernel then
+    # concatenates the remaining parts row by row (about 0.1 us/row for 13 parts, 1M rows).
+    merged: list[Part] = []
+    run: list[np.ndarray] = []
+    for part in [*parts, None]:
+        if isinstance(part, np.ndarray):
+            run.append(part)
+            continue
+        if run:
+            merged.append(np.concatenate(run, axis=1) if len(run) > 1 else run[0])
+            run = []
+        if part is not None:
+            merged.append(part)
+    if len(merged) == 1:
+        block = merged[0]
+        assert isinstance(block, np.ndarray)
+        return np.ascontiguousarray(block).data.cast("B")
+    arrays = [_as_arrow(part, n) for part in merged]
+    joined = pc.binary_join_element_wise(
+        *arrays, _EMPTY, null_handling="replace", null_replacement=b""
+    )
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)
+    data = joined.buffers()[2]
+    return memoryview(data).cast("B")[offsets[0] : offsets[n]]
+
+
+def _as_arrow(part: Part, n: int) -> pa.Array:
+    if not isinstance(part, np.ndarray):
+        return part
+    width = part.shape[1]
+    offsets = np.arange(0, width * n + 1, width, dtype=np.int64)
+    return pa.Array.from_buffers(
+        pa.large_binary(),
+        n,
+        [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(part))],
+    )
