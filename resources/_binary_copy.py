@@ -26,8 +26,8 @@ from ._catalog import TableInfo
 __all__ = ["encode_frame"]
 
 # Signature, flags (no OIDs), header extension length: the binary COPY file header.
-_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_TRAILER = struct.pack(">h", -1)
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+COPY_TRAILER = struct.pack(">h", -1)
 _EMPTY = pa.scalar(b"", pa.large_binary())
 
 
@@ -65,7 +65,7 @@ def encode_frame(
         encoders.append(encoder)
     n = len(frame)
     if n == 0:
-        return _HEADER + _TRAILER
+        return COPY_HEADER + COPY_TRAILER
     parts: list[Part] = [np.frombuffer(struct.pack(">h", len(columns)) * n, np.uint8).reshape(n, 2)]
     try:
         for name, encoder in zip(columns, encoders, strict=True):
@@ -83,7 +83,7 @@ def encode_frame(
             parts.extend(encoder(column))
     except Fallback:
         return None
-    return b"".join((_HEADER, _rows(parts, n), _TRAILER))
+    return b"".join((COPY_HEADER, _rows(parts, n), COPY_TRAILER))
 
 
 def _rows(parts: list[Part], n: int) -> memoryview:

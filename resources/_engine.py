@@ -8,18 +8,26 @@ import contextlib
 import functools
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import asyncpg
 import pandas as pd
 
-from ._binary_copy import encode_frame
+from ._binary_copy import COPY_HEADER, COPY_TRAILER, encode_frame
 from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
 from ._convert import frame_to_records
 from ._identifiers import quote_ident
-from ._modes import BINARY_COPY_MODES, MODES, STAGED_MODES, InsertWriter, ModeWriter, make_writer
+from ._modes import (
+    BINARY_COPY_MODES,
+    MODES,
+    STAGED_MODES,
+    InsertWriter,
+    ModeWriter,
+    make_writer,
+    pieces,
+)
 from ._quarantine import (
     Rejected,
     convert_keeping_good_rows,
@@ -46,6 +54,9 @@ if TYPE_CHECKING:
 
 Commit = Literal["write", "chunk"]
 OnBadRows = Literal["fail", "quarantine"]
+# One COPY statement carries at most this much: a statement stays well inside
+# round_trip_timeout, and a failure re-sends little.
+_STREAM_BYTES = 256 << 20
 # Chunks converted ahead of the one being sent: conversion of chunk n+1 overlaps the server's
 # ingest of chunk n. In memory at once: the chunk being sent, one queued, one being converted.
 _PREFETCH = 1
@@ -303,34 +314,50 @@ def _check_same_columns(
         )
 
 
-async def _prefetch(source: AsyncIterator[_Prepared]) -> AsyncGenerator[_Prepared, None]:
-    queue: asyncio.Queue[tuple[_Prepared | None, BaseException | None]] = asyncio.Queue(
-        maxsize=_PREFETCH
-    )
+class _Prefetch:
+    """Chunks prepared one ahead: conversion of chunk n+1 (in a worker thread) overlaps the
+    server's ingest of chunk n. ``ready()`` tells whether the next one is already waiting."""
 
-    async def produce() -> None:
+    def __init__(self, source: AsyncIterator[_Prepared]) -> None:
+        self._source = source
+        self._queue: asyncio.Queue[tuple[_Prepared | None, BaseException | None]] = asyncio.Queue(
+            maxsize=_PREFETCH
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def __aiter__(self) -> _Prefetch:
+        if self._task is None:
+            self._task = asyncio.create_task(self._produce())
+        return self
+
+    async def __anext__(self) -> _Prepared:
+        self.__aiter__()
+        item, error = await self._queue.get()
+        if error is not None:
+            raise error
+        if item is None:
+            await self._queue.put((None, None))  # stays exhausted for later calls
+            raise StopAsyncIteration
+        return item
+
+    def ready(self) -> bool:
+        return not self._queue.empty()
+
+    async def _produce(self) -> None:
         try:
-            async for item in source:
-                await queue.put((item, None))
-            await queue.put((None, None))
+            async for item in self._source:
+                await self._queue.put((item, None))
+            await self._queue.put((None, None))
         except asyncio.CancelledError:
             raise  # the consumer is gone; nobody would read the queue
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            await queue.put((None, exc))
+            await self._queue.put((None, exc))
 
-    task = asyncio.create_task(produce())
-    try:
-        while True:
-            item, error = await queue.get()
-            if error is not None:
-                raise error
-            if item is None:
-                return
-            yield item
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
 
 
 async def _first_and_rest(
@@ -412,11 +439,14 @@ async def _write_in_one_transaction(
             await _clear(conn, request, stats)
         writer = await _begin_writer(conn, request, info, columns)
         async with contextlib.aclosing(
-            _prefetch(_prepared_chunks(frames, info, columns, request))
+            _Prefetch(_prepared_chunks(frames, info, columns, request))
         ) as chunks:
-            async for chunk in chunks:
-                stats.add(chunk, await _send(conn, writer, chunk, request))
-                _report(log, request, stats)
+            if writer.streams and request.on_bad_rows == "fail":
+                await _stream(conn, writer, chunks, request, stats, log)
+            else:
+                async for chunk in chunks:
+                    stats.add(chunk, await _send(conn, writer, chunk, request))
+                    _report(log, request, stats)
         async with _round_trip(conn, request, "apply", writer=writer):
             deferred = await writer.finish(conn)
         if deferred is not None:
@@ -474,7 +504,7 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
             stats.add(chunk, affected)  # counted once its COMMIT is through
 
     async with contextlib.aclosing(
-        _prefetch(_prepared_chunks(frames, info, columns, request))
+        _Prefetch(_prepared_chunks(frames, info, columns, request))
     ) as chunks:
         try:
             async for chunk in chunks:
@@ -552,6 +582,59 @@ async def _transaction(conn: asyncpg.Connection, request: WriteRequest) -> Async
         await _abandon(conn, transaction, exc)
         raise
     await _commit(conn, transaction, request)
+
+
+async def _stream(
+    conn: asyncpg.Connection,
+    writer: ModeWriter,
+    chunks: _Prefetch,
+    request: WriteRequest,
+    stats: _Stats,
+    log: Progress,
+) -> None:
+    """Send encoded chunks through as few COPY statements as possible: one COPY goes on
+    from chunk to chunk while the next one is already prepared, so the server never waits
+    for a statement to end and the next to start (each such gap cost ~5 ms, 10% of the
+    narrow table's time at 50,000-row chunks). A COPY ends when the source falls behind,
+    so that no statement stays open waiting for it, after _STREAM_BYTES, or before a chunk
+    that has no encoding (it goes as records)."""
+    pending = await anext(chunks, None)
+    while pending is not None:
+        if pending.payload is None:
+            stats.add(pending, await _send(conn, writer, pending, request))
+            _report(log, request, stats)
+            pending = await anext(chunks, None)
+            continue
+        first, pending = pending, None
+        # The rows of this one COPY: its line numbers count from the first chunk's offset.
+        run = _Prepared(first.offset, [], 0, rows=0)
+        more = True
+
+        async def body(first: _Prepared = first, run: _Prepared = run) -> AsyncIterator[Any]:
+            nonlocal pending, more
+            chunk, sent = first, 0
+            yield COPY_HEADER
+            while True:
+                payload = memoryview(chunk.payload or b"")[len(COPY_HEADER) : -len(COPY_TRAILER)]
+                async for piece in pieces(payload):
+                    yield piece
+                run.rows += chunk.rows
+                sent += len(payload)
+                stats.add(chunk, chunk.rows)
+                _report(log, request, stats)
+                if not chunks.ready() or sent >= _STREAM_BYTES:
+                    break
+                following = await anext(chunks, None)
+                if following is None or following.payload is None:
+                    pending, more = following, following is not None
+                    break
+                chunk = following
+            yield COPY_TRAILER
+
+        async with _round_trip(conn, request, "COPY", chunk=run, writer=writer):
+            await writer.send_stream(conn, body())
+        if pending is None and more:
+            pending = await anext(chunks, None)
 
 
 async def _send(

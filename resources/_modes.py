@@ -53,6 +53,17 @@ class ModeWriter:
         """Send a chunk already encoded for binary COPY (BINARY_COPY_MODES only)."""
         raise NotImplementedError
 
+    @property
+    def streams(self) -> bool:
+        """Whether :meth:`send_stream` takes several encoded chunks in one COPY."""
+        return False
+
+    async def send_stream(
+        self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
+    ) -> None:
+        """One COPY of a binary stream (header, rows of many chunks, trailer)."""
+        raise NotImplementedError
+
     async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
         """Run once after the last chunk, before COMMIT: (rows affected, duplicate keys
         resolved) by the work deferred until then, or None if nothing was deferred."""
@@ -88,6 +99,22 @@ class CopyWriter(ModeWriter):
             timeout=self.timeout,
         )
         return int(status.rsplit(" ", 1)[-1])
+
+    @property
+    def streams(self) -> bool:
+        return True
+
+    async def send_stream(
+        self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
+    ) -> None:
+        await conn.copy_to_table(
+            self.info.name,
+            schema_name=self.info.schema,
+            columns=list(self.columns),
+            source=source,
+            format="binary",
+            timeout=self.timeout,
+        )
 
 
 class ExecutemanyWriter(ModeWriter):
@@ -175,6 +202,21 @@ class _StagedWriter(ModeWriter):
         if self.apply_once:
             return 0
         return await self._apply(conn)
+
+    @property
+    def streams(self) -> bool:
+        return self.apply_once
+
+    async def send_stream(
+        self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
+    ) -> None:
+        await conn.copy_to_table(
+            self.stage,
+            columns=list(self.columns),
+            source=source,
+            format="binary",
+            timeout=self.timeout,
+        )
 
     async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
         if not self.apply_once:
@@ -280,7 +322,7 @@ class UpsertWriter(_StagedWriter):
         )
 
 
-async def pieces(payload: bytes) -> AsyncIterator[memoryview]:
+async def pieces(payload: bytes | memoryview) -> AsyncIterator[memoryview]:
     view = memoryview(payload)
     for start in range(0, len(view), _PIECE):
         yield view[start : start + _PIECE]
