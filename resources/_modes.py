@@ -60,8 +60,9 @@ class ModeWriter:
 
     async def send_stream(
         self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
-    ) -> None:
-        """One COPY of a binary stream (header, rows of many chunks, trailer)."""
+    ) -> int:
+        """One COPY of a binary stream (header, rows of many chunks, trailer); the rows it
+        wrote (staged: 0, applied at :meth:`finish`)."""
         raise NotImplementedError
 
     async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
@@ -90,15 +91,7 @@ class CopyWriter(ModeWriter):
         return len(records)
 
     async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
-        status = await conn.copy_to_table(
-            self.info.name,
-            schema_name=self.info.schema,
-            columns=list(self.columns),
-            source=pieces(payload),
-            format="binary",
-            timeout=self.timeout,
-        )
-        return int(status.rsplit(" ", 1)[-1])
+        return await self.send_stream(conn, pieces(payload))
 
     @property
     def streams(self) -> bool:
@@ -106,8 +99,8 @@ class CopyWriter(ModeWriter):
 
     async def send_stream(
         self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
-    ) -> None:
-        await conn.copy_to_table(
+    ) -> int:
+        status = await conn.copy_to_table(
             self.info.name,
             schema_name=self.info.schema,
             columns=list(self.columns),
@@ -115,6 +108,7 @@ class CopyWriter(ModeWriter):
             format="binary",
             timeout=self.timeout,
         )
+        return int(status.rsplit(" ", 1)[-1])
 
 
 class ExecutemanyWriter(ModeWriter):
@@ -192,13 +186,7 @@ class _StagedWriter(ModeWriter):
     async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
         if not self.apply_once:
             await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
-        await conn.copy_to_table(
-            self.stage,
-            columns=list(self.columns),
-            source=pieces(payload),
-            format="binary",
-            timeout=self.timeout,
-        )
+        await self.send_stream(conn, pieces(payload))
         if self.apply_once:
             return 0
         return await self._apply(conn)
@@ -209,7 +197,7 @@ class _StagedWriter(ModeWriter):
 
     async def send_stream(
         self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
-    ) -> None:
+    ) -> int:
         await conn.copy_to_table(
             self.stage,
             columns=list(self.columns),
@@ -217,28 +205,24 @@ class _StagedWriter(ModeWriter):
             format="binary",
             timeout=self.timeout,
         )
+        return 0
 
     async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
         if not self.apply_once:
             return None
-        keys = column_list(self.key_columns)
-        duplicates = await conn.fetchval(
-            f"SELECT count(*) - count(DISTINCT ROW({keys})) FROM {quote_ident(self.stage)}",
-            timeout=self.timeout,
-        )
         # Under a savepoint: if the server refuses a row, the stage is still there to find
         # which one.
         savepoint = conn.transaction()
         await savepoint.start()
         try:
-            affected = await self._apply(conn)
+            counts = await conn.fetchrow(self.counted_apply_sql(), timeout=self.timeout)
         except asyncpg.PostgresError as exc:
             await savepoint.rollback()
             if _is_data_error(exc) and self.order != "ctid":
                 exc.input_row = await self._first_failing_row(conn)
             raise
         await savepoint.commit()
-        return affected, int(duplicates)
+        return int(counts["affected"]), int(counts["duplicates"])
 
     async def _apply(self, conn: asyncpg.Connection, upto: int | None = None) -> int:
         status = await conn.execute(self.apply_sql(upto), timeout=self.timeout)
@@ -289,22 +273,36 @@ class _StagedWriter(ModeWriter):
         )
 
     def apply_sql(self, upto: int | None = None) -> str:
+        return self.apply_from(f"({self.latest_per_key(upto)})")
+
+    def counted_apply_sql(self) -> str:
+        """The apply and its counts in one statement: rows affected, and staged rows that a
+        later row of the same key overrode (one pass over the stage, not two)."""
+        return (
+            f"WITH bulk_latest AS MATERIALIZED ({self.latest_per_key()}), "
+            f"bulk_applied AS ({self.apply_from('bulk_latest')} RETURNING 1) "
+            "SELECT (SELECT count(*) FROM bulk_applied) AS affected, "
+            f"(SELECT count(*) FROM {quote_ident(self.stage)}) "
+            "- (SELECT count(*) FROM bulk_latest) AS duplicates"
+        )
+
+    def apply_from(self, source: str) -> str:
+        """The statement applying the rows of ``source`` (a relation, aliased ``s``)."""
         raise NotImplementedError
 
 
 class UpdateWriter(_StagedWriter):
-    def apply_sql(self, upto: int | None = None) -> str:
+    def apply_from(self, source: str) -> str:
         values = [c for c in self.columns if c not in self.key_columns]
         assignments = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in values)
         match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.key_columns)
         return (
-            f"UPDATE {self.info.qualified} AS t SET {assignments} "
-            f"FROM ({self.latest_per_key(upto)}) AS s WHERE {match}"
+            f"UPDATE {self.info.qualified} AS t SET {assignments} FROM {source} AS s WHERE {match}"
         )
 
 
 class UpsertWriter(_StagedWriter):
-    def apply_sql(self, upto: int | None = None) -> str:
+    def apply_from(self, source: str) -> str:
         keys = column_list(self.key_columns)
         values = [c for c in self.columns if c not in self.key_columns]
         action = (
@@ -317,7 +315,7 @@ class UpsertWriter(_StagedWriter):
         # in the same order and do not deadlock each other.
         return (
             f"INSERT INTO {self.info.qualified} ({column_list(self.columns)}) "
-            f"SELECT {column_list(self.columns)} FROM ({self.latest_per_key(upto)}) AS s "
+            f"SELECT {column_list(self.columns)} FROM {source} AS s "
             f"ORDER BY {keys} ON CONFLICT ({keys}) {action}"
         )
 

@@ -128,6 +128,26 @@ async def record_rejects(
     """Insert ``rejects`` into the rejects table (created if missing, in the target's schema);
     returns its display name."""
     target = qualified(info.schema, rejects_table)
+    # CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists: a
+    # loader given a rejects table made for it needs no more than INSERT.
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", target, timeout=timeout)
+    if not exists:
+        await _create_rejects_table(conn, target, timeout=timeout)
+    await conn.executemany(
+        f"INSERT INTO {target} (target_table, row_index, column_name, error, sqlstate, row_data) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        [
+            (info.display, r.row, r.column, r.error, r.sqlstate, _row_json(r.values))
+            for r in rejects
+        ],
+        timeout=timeout,
+    )
+    return f"{info.schema}.{rejects_table}"
+
+
+async def _create_rejects_table(
+    conn: asyncpg.Connection, target: str, *, timeout: float | None
+) -> None:
     await conn.execute(
         f"CREATE TABLE IF NOT EXISTS {target} ("
         "rejected_at timestamptz NOT NULL DEFAULT now(), "
@@ -139,16 +159,6 @@ async def record_rejects(
         "row_data jsonb)",
         timeout=timeout,
     )
-    await conn.executemany(
-        f"INSERT INTO {target} (target_table, row_index, column_name, error, sqlstate, row_data) "
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-        [
-            (info.display, r.row, r.column, r.error, r.sqlstate, _row_json(r.values))
-            for r in rejects
-        ],
-        timeout=timeout,
-    )
-    return f"{info.schema}.{rejects_table}"
 
 
 def _is_data_error(exc: asyncpg.PostgresError) -> bool:

@@ -168,7 +168,7 @@ def _run(dsn: str, schema: str, mode: str, count: int) -> None:
 
 @pytest.mark.parametrize("mode", ["copy", "update", "upsert"])
 def test_backend_killed_at_random_moments(mode: str, dsn: str, schema: str) -> None:
-    _run(dsn, schema, mode, 8)
+    _run(dsn, schema, mode, 20)
 
 
 @pytest.mark.slow
