@@ -120,7 +120,7 @@ def encoder_for(series: pd.Series, column: ColumnInfo) -> Encoder | None:
     if base == "bool":
         return _encode_bool if pd.api.types.is_bool_dtype(dtype) else None
     if base in _TEXT or base in ("uuid", "json", "jsonb"):
-        if not (_is_arrow_str(series) or pd.api.types.is_object_dtype(dtype)):
+        if not (is_arrow_str(series) or pd.api.types.is_object_dtype(dtype)):
             return None
         return {"uuid": _encode_uuid, "json": _encode_json, "jsonb": _encode_json}.get(
             base, _encode_text
@@ -310,13 +310,13 @@ def _numeric_words(
 # -- text, uuid, json -------------------------------------------------------------------------
 
 
-def _is_arrow_str(series: pd.Series) -> bool:
+def is_arrow_str(series: pd.Series) -> bool:
     return isinstance(series.array, pd.arrays.ArrowStringArray)
 
 
 def _strings(col: Column) -> pa.Array:
     """The column as one Arrow large_string array, NULL where the frame has NULL."""
-    if _is_arrow_str(col.series):
+    if is_arrow_str(col.series):
         chunked = col.series.array._pa_array
         arr = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
         if arr.type != pa.large_string():

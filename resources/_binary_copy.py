@@ -20,10 +20,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._binary_columns import Column, Fallback, Part, encoder_for
-from ._catalog import TableInfo
+from ._binary_columns import Column, Fallback, Part, encoder_for, is_arrow_str
+from ._catalog import ColumnInfo, TableInfo
+from ._convert import convert_column, with_nulls
 
-__all__ = ["encode_frame"]
+__all__ = ["encode_frame", "frame_to_values"]
+
+# Column types whose text the driver takes as is: once the column-wise check has passed,
+# the strings go to the driver unchanged instead of being parsed value by value (JSON 2.4 us
+# and UUID 1.6 us a value, against 0.1 us for the whole-column check).
+_CHECKED_TEXT = frozenset({"uuid", "json", "jsonb"})
 
 # Signature, flags (no OIDs), header extension length: the binary COPY file header.
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -124,3 +130,43 @@ def _as_arrow(part: Part, n: int) -> pa.Array:
         n,
         [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(part))],
     )
+
+
+def frame_to_values(
+    frame: pd.DataFrame,
+    info: TableInfo,
+    columns: Sequence[str],
+    *,
+    row_offset: int,
+    not_null: Sequence[str] = (),
+) -> list[tuple[object, ...]]:
+    """Rows of ``frame`` as tuples for executemany, INSERT or record COPY: what
+    ``frame_to_records`` gives, with JSON and UUID text checked column-wise and kept as text."""
+    converted = []
+    for name in columns:
+        series, column, required = frame[name], info.columns[name], name in not_null
+        values = _checked_text(
+            series, column, table=info.display, row_offset=row_offset, not_null=required
+        )
+        if values is None:
+            values = convert_column(
+                series, column, table=info.display, row_offset=row_offset, not_null=required
+            )
+        converted.append(values)
+    return list(zip(*converted, strict=True))
+
+
+def _checked_text(
+    series: pd.Series, column: ColumnInfo, *, table: str, row_offset: int, not_null: bool
+) -> list[object] | None:
+    if column.base_type not in _CHECKED_TEXT or not is_arrow_str(series):
+        return None
+    encoder = encoder_for(series, column)
+    na = np.asarray(series.isna(), dtype=bool)
+    if encoder is None or ((not_null or column.required) and na.any()):
+        return None  # the plain path decides, and names the row
+    try:
+        encoder(Column(series, column, na, table, row_offset, not_null))
+    except Fallback:
+        return None
+    return with_nulls(series.astype(object).tolist(), na)

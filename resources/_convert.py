@@ -101,7 +101,7 @@ def convert_column(
         ) from None
 
 
-def _with_nulls(values: list[Any], na: np.ndarray) -> list[Any]:
+def with_nulls(values: list[Any], na: np.ndarray) -> list[Any]:
     if na.any():
         for i in np.flatnonzero(na).tolist():
             values[i] = None
@@ -157,7 +157,7 @@ def _convert_int(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[
             pos = _first(over)
             raise _Reject(f"{arr[pos]!r} is out of range [{low}, {high}]", pos)
         ints = np.where(valid, arr, 0).astype(np.int64).tolist()
-        return _with_nulls(ints, na)
+        return with_nulls(ints, na)
 
     def one(value: Any) -> int:
         if isinstance(value, bool | np.bool_):
@@ -187,7 +187,7 @@ def _convert_float(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> lis
     if pd.api.types.is_bool_dtype(dtype):
         raise _Reject(f"expected a number, got bool {series.iloc[0]!r}", 0)
     if pd.api.types.is_float_dtype(dtype):
-        return _with_nulls(series.to_numpy(dtype="float64", na_value=np.nan).tolist(), na)
+        return with_nulls(series.to_numpy(dtype="float64", na_value=np.nan).tolist(), na)
     if pd.api.types.is_signed_integer_dtype(dtype):
         ints = series.to_numpy(dtype="int64", na_value=0)
         floats = ints.astype(as_float)
@@ -199,7 +199,7 @@ def _convert_float(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> lis
         if inexact.any():
             pos = _first(inexact)
             raise _Reject(f"integer {ints[pos]} has no exact {column.sql_type} value", pos)
-        return _with_nulls(floats.astype(np.float64).tolist(), na)
+        return with_nulls(floats.astype(np.float64).tolist(), na)
 
     def one(value: Any) -> float:
         if isinstance(value, bool | np.bool_):
@@ -270,7 +270,7 @@ def _convert_text(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
             if long.any():
                 pos = _first(long)
                 raise _Reject(f"{len(strings.iloc[pos])} characters, the limit is {limit}", pos)
-        return _with_nulls(strings.tolist(), na)
+        return with_nulls(strings.tolist(), na)
 
     def one(value: Any) -> str:
         if not isinstance(value, str):
@@ -286,7 +286,7 @@ def _convert_text(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
 
 def _convert_bool(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
     if pd.api.types.is_bool_dtype(series.dtype):
-        return _with_nulls(series.to_numpy(dtype=object, na_value=None).tolist(), na)
+        return with_nulls(series.to_numpy(dtype=object, na_value=None).tolist(), na)
 
     def one(value: Any) -> bool:
         if not isinstance(value, bool | np.bool_):
@@ -412,6 +412,11 @@ def _convert_date(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
         if has_time.any():
             pos = _first(has_time)
             raise _Reject(f"{series.iloc[pos]} has a time part; a date column drops it", pos)
+        # numpy turns a whole datetime64[D] array into date objects (NaT into None) in C; a
+        # day outside Python's date range comes out as an int and takes the slow way.
+        days = series.to_numpy().astype("datetime64[D]").astype(object).tolist()
+        if not any(type(day) is int for day in days):
+            return days
         return [
             None if missing else value.date()
             for value, missing in zip(series.astype(object).tolist(), na, strict=True)

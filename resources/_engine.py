@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import asyncpg
 import pandas as pd
 
-from ._binary_copy import COPY_HEADER, COPY_TRAILER, encode_frame
+from ._binary_copy import COPY_HEADER, COPY_TRAILER, encode_frame, frame_to_values
 from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
-from ._convert import frame_to_records
 from ._identifiers import quote_ident
 from ._modes import (
     BINARY_COPY_MODES,
@@ -228,7 +227,7 @@ async def _prepared_chunks(
         def convert(part: pd.DataFrame, first_row: int) -> list[tuple[Any, ...]]:
             if isinstance(request.replace, KeyRange):
                 _check_in_range(part, request.replace, request.display, first_row)
-            return frame_to_records(part, info, columns, row_offset=first_row, not_null=not_null)
+            return frame_to_values(part, info, columns, row_offset=first_row, not_null=not_null)
 
         def encode(part: pd.DataFrame, first_row: int) -> _Prepared:
             """Whole columns to binary COPY when every column has a vectorised encoder (the
@@ -237,7 +236,7 @@ async def _prepared_chunks(
                 _check_in_range(part, request.replace, request.display, first_row)
             payload = encode_frame(part, info, columns, row_offset=first_row, not_null=not_null)
             if payload is None:
-                records = frame_to_records(
+                records = frame_to_values(
                     part, info, columns, row_offset=first_row, not_null=not_null
                 )
                 return _Prepared(first_row, records, 0, rows=len(part))
