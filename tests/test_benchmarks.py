@@ -18,6 +18,8 @@ APPEND = [
     "one_at_a_time",
     "raw_executemany",
     "raw_multirow_insert",
+    "raw_executemany_from_frame",
+    "raw_multirow_insert_from_frame",
     "raw_copy_records",
     "raw_copy_records_from_frame",
     "ours_copy",
