@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 Commit = Literal["write", "chunk"]
 OnBadRows = Literal["fail", "quarantine"]
+# How often a round trip in flight checks that its connection is still there.
+_WATCH_INTERVAL = 0.25
 # One COPY statement carries at most this much: a statement stays well inside
 # round_trip_timeout, and a failure re-sends little.
 _STREAM_BYTES = 256 << 20
@@ -730,9 +732,52 @@ async def _round_trip(
     silent (a backend killed mid-COPY can leave the client waiting for ever) fails instead of
     hanging; any error on a connection that turns out lost is transient, whatever asyncpg
     calls it."""
+    async with _translated(conn, request, what, chunk, writer), _watched(conn, request, what):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _watched(
+    conn: asyncpg.Connection, request: WriteRequest, what: str
+) -> AsyncIterator[None]:
+    """The client-side limit, and a watchdog on the connection: asyncpg waits for its
+    transport to accept more COPY data without noticing that the connection was lost (its
+    flow-control event is never set again), which would otherwise hang until
+    round_trip_timeout (15 minutes)."""
+    task = asyncio.current_task()
+    assert task is not None, "round trips run inside a task"
+    watchdog = asyncio.create_task(_cancel_when_lost(conn, task))
+
+    def fired() -> bool:
+        return watchdog.done() and not watchdog.cancelled()
+
     try:
         async with asyncio.timeout(request.round_trip_timeout):
             yield
+    except asyncio.CancelledError:
+        if fired() and task.uncancel() == 0:
+            raise TransientWriteError(
+                f"connection lost during {what} for {request.display}", table=request.display
+            ) from None
+        raise
+    except BaseException:
+        if fired():
+            task.uncancel()  # the driver turned the watchdog's cancellation into its own error
+        raise
+    finally:
+        watchdog.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _translated(
+    conn: asyncpg.Connection,
+    request: WriteRequest,
+    what: str,
+    chunk: _Prepared | None,
+    writer: ModeWriter | None,
+) -> AsyncIterator[None]:
+    try:
+        yield
     except BulkWriteError:
         raise
     except TimeoutError as exc:
@@ -748,6 +793,12 @@ async def _round_trip(
                 table=request.display,
             ) from exc
         raise _translate(exc, request, chunk, writer) from exc
+
+
+async def _cancel_when_lost(conn: asyncpg.Connection, task: asyncio.Task[Any]) -> None:
+    while not _lost(conn):
+        await asyncio.sleep(_WATCH_INTERVAL)
+    task.cancel()
 
 
 def _lost(conn: asyncpg.Connection) -> bool:

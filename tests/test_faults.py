@@ -461,3 +461,43 @@ def test_password_is_masked_in_every_dsn_form(bad_dsn: str) -> None:
         writer.write("t", [(1,)], columns=["a"])
     assert SENTINEL not in "".join(traceback.format_exception(caught.value))
     assert "password=***" in str(caught.value) or ":***@" in str(caught.value)
+
+
+def test_a_round_trip_stuck_on_a_lost_connection_fails_fast(dsn: str) -> None:
+    """asyncpg waits for its transport to take more COPY data without noticing that the
+    connection is gone (its flow-control event is never set again). Any round trip stuck like
+    that is ended by the watchdog as a transient error, well before round_trip_timeout."""
+    from resources._engine import WriteRequest, _round_trip
+
+    request = WriteRequest(
+        table="t",
+        data=None,
+        mode="copy",
+        key_columns=(),
+        columns=None,
+        chunk_size=10,
+        schema=None,
+        create=False,
+        commit="write",
+        replace=False,
+        retries=0,
+        round_trip_timeout=60,
+    )
+
+    async def run() -> float:
+        conn = await asyncpg.connect(dsn)
+        killer = await asyncpg.connect(dsn)
+        pid = conn.get_server_pid()
+        never = asyncio.Event()  # what a paused transport waits on after the connection died
+        started = time.monotonic()
+        try:
+            with pytest.raises(TransientWriteError, match="connection lost during COPY"):
+                async with _round_trip(conn, request, "COPY"):
+                    await killer.execute("SELECT pg_terminate_backend($1)", pid)
+                    await asyncio.wait_for(never.wait(), timeout=30)
+            return time.monotonic() - started
+        finally:
+            await killer.close()
+            conn.terminate()
+
+    assert asyncio.run(run()) < 5
