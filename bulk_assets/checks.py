@@ -20,7 +20,7 @@ from dagster import (
 
 from resources import PostgresBulkWriter, quote_ident
 
-from .loading import slice_args, slice_filter, table_regclass
+from .loading import count_rows, table_regclass
 from .metadata import ROWS_BY_PARTITION
 from .partitions import partition_for_key
 from .specs import DatasetSpec
@@ -52,14 +52,10 @@ def check_row_counts(
     mismatched: dict[str, dict[str, int]] = {}
     for key, expected in sorted(written.items()):
         key_range = partition_for_key(spec, key or None).range
-        actual = _scalar(
-            writer,
-            f"SELECT count(*) FROM {regclass} WHERE {slice_filter(key_range)}",
-            *slice_args(key_range),
-        )
+        actual = count_rows(writer, regclass, key_range)
         if actual != expected:
             mismatched[key or "(table)"] = {"written": expected, "in_table": actual}
-    total = _scalar(writer, f"SELECT count(*) FROM {regclass}")
+    total = count_rows(writer, regclass)
     expected_total = sum(written.values())
     passed = not mismatched and total == expected_total
     return AssetCheckResult(

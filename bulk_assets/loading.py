@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
-from resources import KeyRange, PostgresBulkWriter, WriteResult, qualified, quote_ident
+from resources import KeyRange, PostgresBulkWriter, WriteResult, qualified
 
 from .partitions import partition_for_key
 from .sources import rows_for
@@ -19,7 +19,7 @@ from .specs import DatasetSpec
 if TYPE_CHECKING:
     from .fetch import Fetcher
 
-__all__ = ["PartitionLoad", "load_dataset", "slice_filter", "table_regclass"]
+__all__ = ["PartitionLoad", "count_rows", "load_dataset", "slice_filter", "table_regclass"]
 
 
 class Log(Protocol):
@@ -108,12 +108,16 @@ def table_regclass(spec: DatasetSpec) -> str:
     return qualified(spec.schema_name, spec.table)
 
 
-def slice_filter(key_range: KeyRange | None, first_param: int = 1) -> str:
-    if key_range is None:
-        return "TRUE"
-    column = quote_ident(key_range.column)
-    return f"{column} >= ${first_param} AND {column} < ${first_param + 1}"
+def slice_filter(key_range: KeyRange | None) -> str:
+    """The rows of ``key_range`` (bounds in $1 and $2, see slice_args), or all rows."""
+    return "TRUE" if key_range is None else key_range.where_sql()
 
 
 def slice_args(key_range: KeyRange | None) -> tuple[Any, ...]:
     return () if key_range is None else (key_range.start, key_range.end)
+
+
+def count_rows(writer: PostgresBulkWriter, regclass: str, key_range: KeyRange | None = None) -> int:
+    """Rows in the table, or in one partition's slice of it."""
+    sql = f"SELECT count(*) AS n FROM {regclass} WHERE {slice_filter(key_range)}"
+    return int(writer.fetch(sql, *slice_args(key_range))[0]["n"])

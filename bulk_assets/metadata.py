@@ -8,33 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from resources import PostgresBulkWriter, WriteResult, quote_ident
+from resources import PostgresBulkWriter, quote_ident
 
-from .loading import PartitionLoad, slice_args, slice_filter, table_regclass
+from .loading import PartitionLoad, count_rows, slice_args, slice_filter, table_regclass
 from .partitions import partition_for_key
 
 if TYPE_CHECKING:
     from .specs import DatasetSpec
 
-__all__ = ["ROWS_BY_PARTITION", "dataset_metadata", "write_metadata"]
+__all__ = ["ROWS_BY_PARTITION", "dataset_metadata"]
 
 # Rows written per partition key, as JSON: what the row-count check compares each slice to.
 ROWS_BY_PARTITION = "rows_by_partition"
 _PREVIEW_ROWS = 5
 _PREVIEW_CELL = 40
-
-
-def write_metadata(result: WriteResult) -> dict[str, Any]:
-    return {
-        "dagster/row_count": MetadataValue.int(result.rows),
-        "table": MetadataValue.text(result.table),
-        "mode": MetadataValue.text(result.mode),
-        "chunks": MetadataValue.int(result.chunks),
-        "seconds": MetadataValue.float(round(result.seconds, 3)),
-        "rows_per_second": MetadataValue.float(round(result.rows_per_second, 1)),
-        "rows_affected": MetadataValue.int(result.rows_affected),
-        "attempts": MetadataValue.int(result.attempts),
-    }
 
 
 def dataset_metadata(
@@ -53,7 +40,7 @@ def dataset_metadata(
         regclass,
     )
     metadata: dict[str, Any] = {
-        "dagster/row_count": MetadataValue.int(_count(writer, regclass)),
+        "dagster/row_count": MetadataValue.int(count_rows(writer, regclass)),
         "dagster/column_schema": MetadataValue.table_schema(column_schema(writer, regclass)),
         "dagster/table_name": MetadataValue.text(table_name[0]["name"] if table_name else ""),
         "rows_written": MetadataValue.int(rows),
@@ -77,7 +64,7 @@ def dataset_metadata(
     if keys:
         ranges = [partition_for_key(spec, key).range for key in keys]
         metadata["dagster/partition_row_count"] = MetadataValue.int(
-            sum(_count(writer, regclass, key_range) for key_range in ranges)
+            sum(count_rows(writer, regclass, key_range) for key_range in ranges)
         )
         metadata["preview"] = MetadataValue.md(_preview(writer, regclass, ranges[0]))
     else:
@@ -109,11 +96,6 @@ def column_schema(writer: PostgresBulkWriter, regclass: str) -> TableSchema:
             for c in columns
         ]
     )
-
-
-def _count(writer: PostgresBulkWriter, regclass: str, key_range: Any = None) -> int:
-    sql = f"SELECT count(*) AS n FROM {regclass} WHERE {slice_filter(key_range)}"
-    return int(writer.fetch(sql, *slice_args(key_range))[0]["n"])
 
 
 def _preview(writer: PostgresBulkWriter, regclass: str, key_range: Any) -> str:

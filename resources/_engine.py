@@ -34,7 +34,7 @@ from ._quarantine import (
     rejects_table_name,
     send_keeping_good_rows,
 )
-from ._retry import is_transient, sleep_before_retry
+from ._retry import is_data_error, is_transient, sleep_before_retry
 from ._sources import is_replayable, iter_frames
 from .errors import (
     BadValueError,
@@ -878,7 +878,7 @@ def _translate(
             return TransientWriteError(f"write into {table} interrupted: {text}", table=table)
         if state in ("42P01", "3F000", "42703"):
             return SchemaMismatchError(f"write into {table}: {text}", table=table)
-        if state.startswith(("22", "23")):
+        if is_data_error(exc):
             column, row = _locate(exc, chunk, writer)
             if row is None and chunk is not None:
                 text += f" in {chunk.span}"

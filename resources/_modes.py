@@ -16,6 +16,7 @@ import asyncpg
 
 from ._catalog import TableInfo
 from ._identifiers import column_list, quote_ident
+from ._retry import is_data_error
 from .write_result import Mode
 
 MODES: tuple[str, ...] = get_args(Mode)
@@ -220,7 +221,7 @@ class _StagedWriter(ModeWriter):
             counts = await conn.fetchrow(self.counted_apply_sql(), timeout=self.timeout)
         except asyncpg.PostgresError as exc:
             await savepoint.rollback()
-            if _is_data_error(exc) and self.order != "ctid":
+            if is_data_error(exc) and self.order != "ctid":
                 exc.input_row = await self._first_failing_row(conn)
             raise
         await savepoint.commit()
@@ -254,7 +255,7 @@ class _StagedWriter(ModeWriter):
         try:
             await self._apply(conn, upto)
         except asyncpg.PostgresError as exc:
-            if not _is_data_error(exc):
+            if not is_data_error(exc):
                 raise
             return True
         finally:
@@ -326,11 +327,6 @@ async def pieces(payload: bytes | memoryview) -> AsyncIterator[memoryview]:
     view = memoryview(payload)
     for start in range(0, len(view), _PIECE):
         yield view[start : start + _PIECE]
-
-
-def _is_data_error(exc: asyncpg.PostgresError) -> bool:
-    # 22: a value the column's type refuses; 23: a constraint (NOT NULL, unique, check, FK).
-    return (exc.sqlstate or "").startswith(("22", "23"))
 
 
 def _unused_name(base: str, taken: Sequence[str]) -> str:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ._catalog import TableInfo
 from ._identifiers import qualified
+from ._retry import is_data_error
 from .errors import BadValueError
 
 __all__ = [
@@ -86,7 +87,7 @@ async def send_keeping_good_rows(
         affected = await send(records)
     except asyncpg.PostgresError as exc:
         await savepoint.rollback()
-        if not _is_data_error(exc):
+        if not is_data_error(exc):
             raise
         if len(records) == 1:
             return 0, [
@@ -159,11 +160,6 @@ async def _create_rejects_table(
         "row_data jsonb)",
         timeout=timeout,
     )
-
-
-def _is_data_error(exc: asyncpg.PostgresError) -> bool:
-    # 22: a value the column's type refuses; 23: a constraint (NOT NULL, unique, check, FK).
-    return (exc.sqlstate or "").startswith(("22", "23"))
 
 
 def _message(exc: asyncpg.PostgresError) -> str:

@@ -40,6 +40,12 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+def is_data_error(exc: asyncpg.PostgresError) -> bool:
+    """A value the column's type refuses (SQLSTATE class 22) or a constraint it breaks
+    (class 23: NOT NULL, unique, check, foreign key): the row is at fault, not the server."""
+    return (exc.sqlstate or "").startswith(("22", "23"))
+
+
 def backoff(attempt: int, *, base: float = 0.2, cap: float = 5.0) -> float:
     """Full-jitter exponential backoff: concurrent writers that failed together do not
     retry together."""
