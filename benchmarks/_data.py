@@ -4,6 +4,8 @@ every run writes the same values) and the plain tuples a raw asyncpg loader woul
 from __future__ import annotations
 
 import decimal
+import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -213,3 +215,43 @@ def _python_values(series: pd.Series) -> list[Any]:
         for i in np.flatnonzero(na).tolist():
             values[i] = None
     return values
+
+
+def arrow_for_adbc(frame: pd.DataFrame) -> Any:
+    """The frame as the Arrow table ADBC's PostgreSQL driver can COPY into the table: it has
+    no float-to-numeric, timestamp-to-date or string-to-jsonb/uuid conversion of its own."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if "price" not in frame.columns:
+        return table
+    retyped = {
+        "price": pc.cast(table.column("price"), pa.decimal128(12, 2)),
+        "day": pc.cast(table.column("day"), pa.date32()),
+        "payload": pa.ExtensionArray.from_storage(
+            pa.json_(pa.string()), table.column("payload").combine_chunks().cast(pa.string())
+        ),
+        "ref": pa.array(
+            [None if r is None else uuid.UUID(r).bytes for r in table.column("ref").to_pylist()],
+            type=pa.uuid(),
+        ),
+    }
+    for name, column in retyped.items():
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, pa.field(name, column.type), column)
+    return table
+
+
+def to_sql_input(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The frame and SQLAlchemy column types for ``DataFrame.to_sql``: JSON documents as the
+    Python objects SQLAlchemy serializes (parsing them is not timed), UUIDs cast from text."""
+    if "payload" not in frame.columns:
+        return frame, {}
+    from sqlalchemy.dialects import postgresql
+
+    documents = frame["payload"].map(json.loads, na_action="ignore")
+    return frame.assign(payload=documents), {
+        "payload": postgresql.JSONB(none_as_null=True),
+        "ref": postgresql.UUID(as_uuid=False),
+    }
