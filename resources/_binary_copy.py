@@ -13,7 +13,7 @@ cannot encode exactly gives ``None``, and the caller converts it the plain way.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,7 @@ from ._convert import convert_column, with_nulls
 __all__ = ["encode_frame", "frame_to_values"]
 
 # Column types whose text the driver takes as is: once the column-wise check has passed,
-# the strings go to the driver unchanged instead of being parsed value by value (JSON 2.4 us
-# and UUID 1.6 us a value, against 0.1 us for the whole-column check).
+# the strings go to the driver unchanged instead of being parsed value by value.
 _CHECKED_TEXT = frozenset({"uuid", "json", "jsonb"})
 
 # Signature, flags (no OIDs), header extension length: the binary COPY file header.
@@ -140,12 +139,13 @@ def frame_to_values(
     row_offset: int,
     not_null: Sequence[str] = (),
 ) -> list[tuple[object, ...]]:
-    """Rows of ``frame`` as tuples for executemany, INSERT or record COPY: what
-    ``frame_to_records`` gives, with JSON and UUID text checked column-wise and kept as text."""
+    """Rows of ``frame`` as tuples for executemany, INSERT or record COPY: values the driver
+    stores exactly as it stores ``frame_to_records``'s, made column-wise where the column's
+    fast encoder has checked the whole column first."""
     converted = []
     for name in columns:
         series, column, required = frame[name], info.columns[name], name in not_null
-        values = _checked_text(
+        values = _checked_values(
             series, column, table=info.display, row_offset=row_offset, not_null=required
         )
         if values is None:
@@ -156,17 +156,52 @@ def frame_to_values(
     return list(zip(*converted, strict=True))
 
 
-def _checked_text(
+def _checked_values(
     series: pd.Series, column: ColumnInfo, *, table: str, row_offset: int, not_null: bool
 ) -> list[object] | None:
-    if column.base_type not in _CHECKED_TEXT or not is_arrow_str(series):
-        return None
-    encoder = encoder_for(series, column)
+    """The column's values once its vectorised encoder has accepted it, or ``None``: the
+    plain path decides (and names the row)."""
+    make = _cheap_maker(series, column)
+    encoder = encoder_for(series, column) if make is not None else None
     na = np.asarray(series.isna(), dtype=bool)
-    if encoder is None or ((not_null or column.required) and na.any()):
-        return None  # the plain path decides, and names the row
+    if make is None or encoder is None or ((not_null or column.required) and na.any()):
+        return None
     try:
         encoder(Column(series, column, na, table, row_offset, not_null))
     except Fallback:
         return None
-    return with_nulls(series.astype(object).tolist(), na)
+    return with_nulls(make(series), na)
+
+
+def _cheap_maker(
+    series: pd.Series, column: ColumnInfo
+) -> Callable[[pd.Series], list[object]] | None:
+    """How to build the column's driver values without a Python call per value, where the
+    per-value conversion is the expensive part of a row (microseconds a value, measured on
+    1M rows: timestamptz 2.0, numeric from float 1.0, JSON 2.4, UUID 1.6)."""
+    base, dtype = column.base_type, series.dtype
+    if base in _CHECKED_TEXT:
+        return _as_text if is_arrow_str(series) else None
+    if base in ("timestamp", "timestamptz"):
+        datetimes = isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype)
+        return _as_datetimes if datetimes else None
+    if base == "numeric" and pd.api.types.is_float_dtype(dtype):
+        return _as_shortest_digits
+    return None
+
+
+def _as_text(series: pd.Series) -> list[object]:
+    # The driver takes this text as is (json, jsonb) or parses it in C (uuid).
+    return series.astype(object).tolist()
+
+
+def _as_datetimes(series: pd.Series) -> list[object]:
+    # One vectorised call (0.2 us a value) instead of Timestamp.to_pydatetime() per value;
+    # the encoder has refused nanoseconds already, so nothing is truncated.
+    return list(pd.DatetimeIndex(series).to_pydatetime())
+
+
+def _as_shortest_digits(series: pd.Series) -> list[object]:
+    # repr() is what the plain path builds its Decimal from; asyncpg's numeric encoder makes
+    # the same Decimal from the string, so the server receives the same digits.
+    return list(map(repr, series.to_numpy(dtype="float64", na_value=0.0).tolist()))

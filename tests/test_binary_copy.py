@@ -1,10 +1,11 @@
-"""The binary COPY encoder against the plain path: same table contents, same refusals.
+"""The binary COPY encoder and the column-wise driver values against the plain path: same
+table contents, same refusals.
 
-Every case loads one frame twice: once from ``encode_frame``'s payload with
-``copy_to_table(format="binary")``, once from ``frame_to_records`` with
-``copy_records_to_table``; both tables are read back and compared value by value (by ``repr``,
-so -0.0, a Decimal's scale and a datetime's zone count). Refusals are compared by message,
-column and global row.
+Every case loads one frame from ``encode_frame``'s payload with
+``copy_to_table(format="binary")``, and from ``frame_to_records`` and ``frame_to_values`` (the
+values of executemany and INSERT) with ``copy_records_to_table``; the tables are read back and
+compared value by value (by ``repr``, so -0.0, a Decimal's scale and a datetime's zone count).
+Refusals are compared by message, column and global row.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from test_types import contract_columns
 
 from resources import _binary_columns
 from resources._binary_columns import _all_json
-from resources._binary_copy import encode_frame
+from resources._binary_copy import encode_frame, frame_to_values
 from resources._catalog import TableInfo, describe_table
 from resources._convert import frame_to_records
 from resources.errors import BadValueError
@@ -77,6 +78,12 @@ class Twin:
     def records(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> list[tuple[Any, ...]]:
         assert self.info is not None
         return frame_to_records(
+            frame, self.info, list(frame.columns), row_offset=ROW_OFFSET, not_null=not_null
+        )
+
+    def values(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+        assert self.info is not None
+        return frame_to_values(
             frame, self.info, list(frame.columns), row_offset=ROW_OFFSET, not_null=not_null
         )
 
@@ -132,6 +139,9 @@ def _errors(
         twin.records(frame, not_null)
     with pytest.raises(BadValueError) as fast:
         twin.encode(frame, not_null)
+    with pytest.raises(BadValueError) as values:
+        twin.values(frame, not_null)
+    _assert_same_error(plain.value, values.value)
     return plain.value, fast.value
 
 
@@ -246,6 +256,7 @@ def test_fast_pair_loads_what_the_plain_path_loads(pair: str, twin: Twin) -> Non
     plain = twin.load_plain(frame, twin.records(frame))
     assert isinstance(plain, list) and len(plain) == len(frame)
     assert fast == plain
+    assert twin.load_plain(frame, twin.values(frame)) == plain
     # NULLs stay where the frame has them, and only there.
     assert [row[1] == "None" for row in fast] == series.isna().tolist()
 
@@ -298,6 +309,7 @@ def test_wide_frame_with_nulls_everywhere_loads_what_the_plain_path_loads(twin: 
     assert payload is not None
     fast = twin.load_fast(frame, payload)
     assert fast == twin.load_plain(frame, twin.records(frame))
+    assert fast == twin.load_plain(frame, twin.values(frame))
     assert sum(row.count("None") for row in fast) == int(frame.isna().to_numpy().sum())
 
 
@@ -584,9 +596,13 @@ def _run_random(twin: Twin, kind: Kind, examples: int) -> None:
             with pytest.raises(BadValueError) as fast:
                 twin.encode(frame)
             _assert_same_error(plain, fast.value)
+            with pytest.raises(BadValueError) as values:
+                twin.values(frame)
+            _assert_same_error(plain, values.value)
             return
         payload = twin.encode(frame)
         plain_rows = twin.load_plain(frame, records)
+        assert twin.load_plain(frame, twin.values(frame)) == plain_rows, values
         if payload is None:
             # Only kinds with a documented reason may hand a frame over, or frames that the
             # plain path itself cannot load.
