@@ -86,6 +86,7 @@ class TableInfo:
     name: str
     columns: dict[str, ColumnInfo]
     unique_keys: tuple[frozenset[str], ...]
+    partitioned: bool = False
 
     @property
     def qualified(self) -> str:
@@ -111,7 +112,13 @@ async def describe_table(
         )
     columns = {r["name"]: ColumnInfo(**dict(r)) for r in await conn.fetch(_COLUMNS_SQL, row["oid"])}
     keys = tuple(frozenset(r["cols"]) for r in await conn.fetch(_UNIQUE_KEYS_SQL, row["oid"]))
-    return TableInfo(schema=row["nspname"], name=row["relname"], columns=columns, unique_keys=keys)
+    return TableInfo(
+        schema=row["nspname"],
+        name=row["relname"],
+        columns=columns,
+        unique_keys=keys,
+        partitioned=row["relkind"] == "p",
+    )
 
 
 def check_columns(info: TableInfo, data_columns: Sequence[str], *, mode: str) -> None:

@@ -438,7 +438,9 @@ async def _write_in_one_transaction(
             info, columns = await _resolve_target(conn, request, first, stats)
         if request.replace is not False:
             await _clear(conn, request, stats)
-        writer = await _begin_writer(conn, request, info, columns)
+        writer = await _begin_writer(
+            conn, request, info, columns, fresh=request.replace is True or stats.created
+        )
         async with contextlib.aclosing(
             _Prefetch(_prepared_chunks(frames, info, columns, request))
         ) as chunks:
@@ -556,8 +558,15 @@ async def _with_retries(
 
 
 async def _begin_writer(
-    conn: asyncpg.Connection, request: WriteRequest, info: TableInfo, columns: Sequence[str]
+    conn: asyncpg.Connection,
+    request: WriteRequest,
+    info: TableInfo,
+    columns: Sequence[str],
+    *,
+    fresh: bool = False,
 ) -> ModeWriter:
+    """The mode's writer, begun. ``fresh``: the table was TRUNCATEd or created earlier in
+    this transaction."""
     writer = make_writer(
         request.mode,
         info,
@@ -565,6 +574,9 @@ async def _begin_writer(
         key_columns=request.key_columns,
         timeout=request.round_trip_timeout,
         apply_once=request.commit == "write" and request.on_bad_rows == "fail",
+        # PostgreSQL allows FREEZE only after TRUNCATE or CREATE in the same subtransaction,
+        # never on a partitioned table; quarantine's retries of a chunk run in savepoints.
+        freeze=fresh and request.on_bad_rows == "fail" and not info.partitioned,
     )
     async with _round_trip(conn, request, "staging"):
         await writer.begin(conn)

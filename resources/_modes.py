@@ -82,7 +82,13 @@ class ModeWriter:
         return f"INSERT INTO {self.info.qualified} ({column_list(self.columns)}) VALUES {values}"
 
 
+@dataclass(slots=True)
 class CopyWriter(ModeWriter):
+    #: COPY ... FREEZE: the table was emptied by TRUNCATE in this transaction, so its rows
+    #: can be written already frozen and all-visible. Readers then set no hint bits (the first
+    #: scan after a plain load rewrites every page) and VACUUM has nothing left to freeze.
+    freeze: bool = False
+
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         await conn.copy_records_to_table(
             self.info.name,
@@ -109,6 +115,7 @@ class CopyWriter(ModeWriter):
             columns=list(self.columns),
             source=source,
             format="binary",
+            freeze=self.freeze or None,
             timeout=self.timeout,
         )
         return int(status.rsplit(" ", 1)[-1])
@@ -345,9 +352,11 @@ def make_writer(
     key_columns: Sequence[str],
     timeout: float | None,
     apply_once: bool = False,
+    freeze: bool = False,
 ) -> ModeWriter:
+    if mode == "copy":
+        return CopyWriter(info, columns, timeout, freeze)
     writers: dict[str, type[ModeWriter]] = {
-        "copy": CopyWriter,
         "executemany": ExecutemanyWriter,
         "insert": InsertWriter,
     }

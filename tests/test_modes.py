@@ -4,6 +4,7 @@ WriteResult a write returns."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -463,3 +464,54 @@ def test_staged_write_names_the_row_the_server_refused(
         writer.write("c", frame, schema=schema, mode=mode, key_columns=["id"], chunk_size=4)
     assert caught.value.row == 11 and "c_v_check" in str(caught.value)
     assert content(db, schema, "c") == before
+
+
+# -- replace of a whole table: COPY FREEZE -------------------------------------------------------
+
+
+def _pages_dirtied_by_first_scan(db: Any, schema: str, table: str) -> int:
+    """Buffers the first read of the table dirties: a read that finds committed rows without
+    their hint bits sets them, dirtying every page; frozen, all-visible rows need nothing."""
+    plan = db.fetchval(
+        f'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM "{schema}"."{table}"'
+    )
+    return int(json.loads(plan)[0]["Plan"]["Shared Dirtied Blocks"])
+
+
+def test_replace_of_a_whole_table_loads_rows_frozen(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    frame = pd.DataFrame({"id": np.arange(20_000), "v": np.arange(20_000) % 13})
+    for table in ("appended", "replaced"):
+        db.execute(f'CREATE TABLE "{schema}"."{table}" (id bigint PRIMARY KEY, v int)')
+        db.execute(f'INSERT INTO "{schema}"."{table}" VALUES (-1, 0)')
+    writer.write("appended", frame, schema=schema)
+    result = writer.write("replaced", frame, schema=schema, replace=True)
+
+    # Written out, so that a page the scan changes counts as dirtied by the scan.
+    db.execute("CHECKPOINT")
+    assert _pages_dirtied_by_first_scan(db, schema, "appended") > 10
+    assert _pages_dirtied_by_first_scan(db, schema, "replaced") == 0
+    assert result.rows == 20_000
+    assert content(db, schema, "replaced") == [(i, i % 13) for i in range(20_000)]
+
+
+@pytest.mark.parametrize("on_bad_rows", ["fail", "quarantine"])
+def test_replace_where_freeze_is_not_allowed_still_replaces(
+    on_bad_rows: str, writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """PostgreSQL refuses COPY FREEZE on a partitioned table, and quarantine sends its chunks
+    in savepoints, where the TRUNCATE is not in the current subtransaction."""
+    db.execute(f'CREATE TABLE "{schema}".p (id int, v int) PARTITION BY RANGE (id)')
+    db.execute(
+        f'CREATE TABLE "{schema}".p_low PARTITION OF "{schema}".p FOR VALUES FROM (0) TO (50)'
+    )
+    db.execute(
+        f'CREATE TABLE "{schema}".p_high PARTITION OF "{schema}".p FOR VALUES FROM (50) TO (100)'
+    )
+    db.execute(f'CREATE TABLE "{schema}".plain (id int PRIMARY KEY, v int)')
+    frame = pd.DataFrame({"id": np.arange(100), "v": np.arange(100)})
+    for table in ("p", "plain"):
+        db.execute(f'INSERT INTO "{schema}"."{table}" VALUES (7, -1), (60, -1)')
+        writer.write(table, frame, schema=schema, replace=True, on_bad_rows=on_bad_rows)
+        assert content(db, schema, table) == [(i, i) for i in range(100)]
