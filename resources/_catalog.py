@@ -28,7 +28,8 @@ SELECT a.attname AS name,
        a.attnotnull OR (t.typtype = 'd' AND t.typnotnull) AS not_null,
        a.atthasdef OR a.attidentity <> '' OR (t.typtype = 'd' AND t.typdefault IS NOT NULL)
            AS has_default,
-       a.attgenerated <> '' AS generated
+       a.attgenerated <> '' AS generated,
+       pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) AS sequence
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -73,6 +74,8 @@ class ColumnInfo:
     not_null: bool
     has_default: bool
     generated: bool
+    #: The sequence of a serial or identity column (schema-qualified, quoted), else None.
+    sequence: str | None = None
 
     @property
     def required(self) -> bool:

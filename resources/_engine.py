@@ -35,6 +35,7 @@ from ._quarantine import (
     send_keeping_good_rows,
 )
 from ._retry import is_data_error, is_transient, sleep_before_retry
+from ._sequences import advance_sequences, column_maxima, merge_maxima, sequence_columns
 from ._sources import is_replayable, iter_frames
 from .errors import (
     BadValueError,
@@ -135,6 +136,7 @@ class _Stats:
     columns: tuple[str, ...] = ()
     table: str = ""
     started: float = field(default_factory=time.perf_counter)
+    maxima: dict[str, int] = field(default_factory=dict)
 
     def add(self, chunk: _Prepared, affected: int) -> None:
         self.rows += chunk.rows
@@ -143,6 +145,7 @@ class _Stats:
         self.duplicates += chunk.duplicates
         self.rejected += len(chunk.rejects)
         self.rejects_table = chunk.rejects_table or self.rejects_table
+        merge_maxima(self.maxima, chunk.maxima)
 
 
 async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> WriteResult:
@@ -202,6 +205,8 @@ class _Prepared:
     positions: list[int] | None = None
     rejects: list[Rejected] = field(default_factory=list)
     rejects_table: str | None = None
+    #: Highest value of each written serial/identity column in the chunk.
+    maxima: dict[str, int] = field(default_factory=dict)
 
     def row(self, index: int) -> int:
         return self.offset + index if self.positions is None else self.positions[index]
@@ -219,6 +224,7 @@ async def _prepared_chunks(
 ) -> AsyncIterator[_Prepared]:
     offset = 0
     not_null = request.key_columns
+    sequenced = sequence_columns(info, columns, request.mode)
     async for frame in frames:
         if frame.empty:
             continue
@@ -267,6 +273,8 @@ async def _prepared_chunks(
         if request.mode in STAGED_MODES:
             keys = list(request.key_columns)
             prepared.duplicates = int(kept.duplicated(subset=keys, keep="last").sum())
+        if sequenced:
+            prepared.maxima = column_maxima(kept, sequenced)
         yield prepared
         offset += len(frame)
 
@@ -455,6 +463,24 @@ async def _write_in_one_transaction(
         if deferred is not None:
             # One statement for the whole write: a key repeated across chunks counts too.
             stats.affected, stats.duplicates = deferred
+        await _advance_sequences(conn, request, info, stats.maxima, log)
+
+
+async def _advance_sequences(
+    conn: asyncpg.Connection,
+    request: WriteRequest,
+    info: TableInfo,
+    maxima: dict[str, int],
+    log: Progress,
+) -> None:
+    """Before COMMIT: serial and identity columns written with explicit values get their
+    sequences moved past those values."""
+    if not maxima:
+        return
+    async with _round_trip(conn, request, "sequences"):
+        lines = await advance_sequences(conn, info, maxima)
+    for line in lines:
+        log.info("%s", line)
 
 
 async def _clear(conn: asyncpg.Connection, request: WriteRequest, stats: _Stats) -> None:
@@ -504,6 +530,7 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
             async with _transaction(conn, request):
                 writer = await _begin_writer(conn, request, info, columns)
                 affected = await _send(conn, writer, chunk, request)
+                await _advance_sequences(conn, request, info, chunk.maxima, log)
             stats.add(chunk, affected)  # counted once its COMMIT is through
 
     async with contextlib.aclosing(

@@ -41,14 +41,14 @@ def loader(dsn: str, db: Any, schema: str) -> Iterator[Loader]:
     db.execute(f"CREATE ROLE {q(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT")
     db.execute(f"GRANT USAGE ON SCHEMA {q(schema)} TO {q(role)}")
     db.execute(f"GRANT {OWNER_GRANTS} ON ALL TABLES IN SCHEMA {q(schema)} TO {q(role)}")
-    db.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {q(schema)} TO {q(role)}")
+    db.execute(f"GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA {q(schema)} TO {q(role)}")
     db.execute(
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {q(owner)} IN SCHEMA {q(schema)} "
         f"GRANT {OWNER_GRANTS} ON TABLES TO {q(role)}"
     )
     db.execute(
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {q(owner)} IN SCHEMA {q(schema)} "
-        f"GRANT USAGE ON SEQUENCES TO {q(role)}"
+        f"GRANT USAGE, UPDATE ON SEQUENCES TO {q(role)}"
     )
     try:
         yield Loader(role, schema, as_user(dsn, role))
@@ -181,3 +181,22 @@ def test_without_usage_on_the_schema_the_table_is_not_found(loader: Loader, db: 
         writer.write("t", _frame(), schema=loader.schema)
     assert "permission denied for schema" in str(caught.value)
     assert db.fetchval(f"SELECT count(*) FROM {q(loader.schema)}.t") == 0
+
+
+@pytest.mark.parametrize("granted", [True, False])
+def test_explicit_serial_values_advance_the_sequence_only_with_update_on_it(
+    granted: bool, loader: Loader, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    _table(db, loader.schema)
+    sequence = f"{q(loader.schema)}.t_seq_seq"
+    if not granted:
+        db.execute(f"REVOKE UPDATE ON SEQUENCE {sequence} FROM {q(loader.role)}")
+    frame = _frame().assign(seq=[10, 70, 40])
+    with caplog.at_level("INFO"), PostgresBulkWriter(dsn=loader.dsn) as writer:
+        assert writer.write("t", frame, schema=loader.schema).rows == 3
+    drawn = db.fetchval(
+        f"INSERT INTO {q(loader.schema)}.t (id, name) VALUES (4, 'd') RETURNING seq"
+    )
+    assert drawn == (71 if granted else 1)
+    said = "advanced to 70" if granted else "not advanced to 70: the role lacks UPDATE or USAGE"
+    assert said in caplog.text
