@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-_HEADERS = ("case", "rows", "seconds", "rows/s", "x ceiling", "peak RSS MB", "start RSS MB")
+_HEADERS = (
+    "case",
+    "rows",
+    "seconds",
+    "rows/s",
+    "x ceiling",
+    "x ceiling per round",
+    "peak RSS MB",
+    "start RSS MB",
+)
 
 
 def _cells(case: dict[str, Any]) -> list[str]:
-    ratio = case["x_ceiling"]
+    ratio, paired = case["x_ceiling"], case.get("x_ceiling_paired")
     return [
         case["name"] + (" *" if case.get("sampled") else ""),
         f"{case['rows']:,}",
         f"{case['seconds']:.3f}",
         f"{case['rows_per_s']:,.0f}",
         "-" if ratio is None else f"{ratio:.3f}",
+        "-" if paired is None else f"{paired:.3f}",
         f"{case['peak_rss_mb']:,.0f}",
         f"{case['start_rss_mb']:,.0f}",
     ]
@@ -47,7 +57,9 @@ def _environment(results: dict[str, Any]) -> list[tuple[str, str]]:
             "method",
             f"median of {b['repeat']} rounds; every case once per round, each in a fresh "
             f"process ({b['process_per_case']}) writing into a fresh table"
-            + (", CHECKPOINT before each" if srv.get("checkpoint_between_cases") else ""),
+            + (", CHECKPOINT before each" if srv.get("checkpoint_between_cases") else "")
+            + "; x ceiling: the median rate over the ceiling's median rate; per round: the "
+            "median of the ratios within each round",
         ),
     ]
 

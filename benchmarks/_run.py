@@ -313,6 +313,7 @@ def _aggregate(
                 if reference and reference["rows_per_s"]
                 else None
             )
+            row["x_ceiling_paired"] = _paired_ratio(row, reference)
             rows.append(row)
         order = [c.name for c in cases]
         rows.sort(key=lambda r: order.index(r["name"]))
@@ -325,6 +326,21 @@ def _aggregate(
             }
         )
     return out
+
+
+def _paired_ratio(row: dict[str, Any], reference: dict[str, Any] | None) -> float | None:
+    """The median over rounds of the case's rate over its ceiling's rate in the same round.
+    The machine's speed drifts (the wide ceiling ran at 494k and 750k rows/s on one day
+    here); a case and its ceiling measured minutes apart in one round drift together, so
+    their ratio is steadier than the ratio of two medians taken across rounds."""
+    if reference is None or len(reference["rounds"]) != len(row["rounds"]):
+        return None
+    ratios = [
+        (case["rows"] / case["seconds"]) / (ceiling["rows"] / ceiling["seconds"])
+        for case, ceiling in zip(row["rounds"], reference["rounds"], strict=True)
+        if case["seconds"] > 0 and ceiling["seconds"] > 0
+    ]
+    return median(ratios) if ratios else None
 
 
 def _title(section: str, rows: int) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks._run import _paired_ratio
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK_ROWS = 2_000
 UPDATED = QUICK_ROWS // 10
@@ -83,6 +85,8 @@ def test_quick_run_reports_every_case_from_its_own_timings(
             own = {c["name"]: c for c in reference["cases"]}[case["ceiling_case"]]
             assert own["ceiling"] and (name == "stream" or own["group"] == case["group"])
             assert case["x_ceiling"] == pytest.approx(case["rows_per_s"] / own["rows_per_s"])
+            # One round: the paired ratio is that round's ratio, the same number.
+            assert case["x_ceiling_paired"] == pytest.approx(case["x_ceiling"])
             count = db.fetchval(f'SELECT count(*) FROM "{schema}"."{name}_{case["name"]}"')
             assert count == case["rows_in_table"]
         if name in ("narrow", "wide"):
@@ -100,3 +104,14 @@ def test_quick_run_reports_every_case_from_its_own_timings(
     assert results["machine"]["cpu"] in text
     assert results["server"]["version"] in text
     assert all(name in text for names in expected.values() for name in names)
+
+
+def test_paired_ratio_divides_within_each_round_then_takes_the_median() -> None:
+    """A wide update run of this project's machine: the ceiling's rounds took 0.846, 0.691
+    and 0.645 s, the writer's 0.904, 0.908 and 0.690 s. Round by round the writer ran at
+    0.936, 0.761 and 0.935 of its ceiling; the two medians alone would say 0.764."""
+    ceiling = {"rounds": [{"rows": 100_000, "seconds": s} for s in (0.846, 0.691, 0.645)]}
+    case = {"rounds": [{"rows": 100_000, "seconds": s} for s in (0.904, 0.908, 0.690)]}
+    assert _paired_ratio(case, ceiling) == pytest.approx(0.645 / 0.690)
+    assert _paired_ratio(case, None) is None
+    assert _paired_ratio({"rounds": case["rounds"][:2]}, ceiling) is None
