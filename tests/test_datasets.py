@@ -79,6 +79,11 @@ def test_users_partition_materializes_with_table_metadata(resources, instance, d
     evaluations = result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} == {"row_count", "unique_keys", "not_null"}
     assert all(e.passed for e in evaluations)
+    # The load gave ids explicitly; the bigserial's sequence was moved past them.
+    added = db.fetchval(
+        f"INSERT INTO \"{schema}\".users (name, email) VALUES ('n', 'n@x') RETURNING id"
+    )
+    assert added == 20_001
 
 
 def test_rerunning_a_partition_replaces_exactly_its_slice(resources, instance, db, schema) -> None:
