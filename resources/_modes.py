@@ -84,9 +84,9 @@ class ModeWriter:
 
 @dataclass(slots=True)
 class CopyWriter(ModeWriter):
-    #: COPY ... FREEZE: the table was emptied by TRUNCATE in this transaction, so its rows
-    #: can be written already frozen and all-visible. Readers then set no hint bits (the first
-    #: scan after a plain load rewrites every page) and VACUUM has nothing left to freeze.
+    #: COPY ... FREEZE: the table was emptied by TRUNCATE or created in this transaction, so
+    #: its rows can be written already frozen and all-visible. Readers then set no hint bits
+    #: (the first scan after a plain load dirties every page) and VACUUM has nothing to freeze.
     freeze: bool = False
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
