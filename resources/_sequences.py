@@ -4,7 +4,6 @@ default does not draw a value the load already used."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -15,19 +14,14 @@ from ._catalog import TableInfo
 if TYPE_CHECKING:
     import asyncpg
 
-# Advisory locks of this module are keyed (pg_class's oid, the sequence's oid): two writers
-# that both check and set one sequence take turns, so the lower value never lands last.
-_PG_CLASS_OID = 1259
+# First key of this module's advisory locks (the second is the sequence's oid): a constant of
+# its own, so that it does not meet an application's (pg_class oid, object oid) convention.
+_LOCK_SPACE = 0x5E0A_DB17
 
-# setval only forwards: never below what nextval has already handed out (last_value), nor for
-# a descending sequence. A role that may insert but not setval leaves the sequence alone.
-_ADVANCE_SQL = """
-SELECT CASE
-    WHEN NOT has_sequence_privilege(s.seq, 'UPDATE')
-      OR NOT has_sequence_privilege(s.seq, 'USAGE, SELECT') THEN 'no privilege'
-    WHEN p.seqincrement > 0 AND $2 > coalesce(pg_sequence_last_value(s.seq), p.seqstart - 1)
-      THEN 'set ' || setval(s.seq, $2)
-END
+_SEQUENCE_SQL = """
+SELECT has_sequence_privilege(s.seq, 'SELECT') AND has_sequence_privilege(s.seq, 'UPDATE')
+           AS allowed,
+       p.seqincrement AS increment, p.seqmax AS maxvalue
 FROM (SELECT $1::regclass AS seq) s JOIN pg_sequence p ON p.seqrelid = s.seq
 """
 
@@ -42,12 +36,18 @@ def sequence_columns(info: TableInfo, columns: Sequence[str], mode: str) -> tupl
 
 def column_maxima(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, int]:
     """The highest value of each column in ``frame`` (NULLs skipped), for columns that have
-    one. Called after the chunk's conversion, so the values are integers the column took."""
+    one. Called after the chunk's conversion, so the values are integers the column took;
+    compared as Python ints, exactly (an object column of ints read as float64 would round
+    anything past 2**53)."""
     maxima = {}
     for name in names:
-        value = pd.to_numeric(frame[name], errors="coerce").max()
-        if value is not None and not pd.isna(value) and math.isfinite(float(value)):
-            maxima[name] = int(value)
+        values = frame[name].dropna()
+        if values.empty:
+            continue
+        if pd.api.types.is_integer_dtype(values.dtype):
+            maxima[name] = int(values.max())
+        else:
+            maxima[name] = max(int(v) for v in values.tolist())
     return maxima
 
 
@@ -59,23 +59,46 @@ def merge_maxima(into: dict[str, int], more: Mapping[str, int]) -> None:
 async def advance_sequences(
     conn: asyncpg.Connection, info: TableInfo, maxima: Mapping[str, int]
 ) -> list[str]:
-    """Move each column's sequence to its maximum where it is behind; one line per column
-    for the run's log, saying what was done."""
+    """Move each column's sequence forward so that its next value is above the column's
+    maximum; one line per column for the run's log, saying what was done.
+
+    Only forwards: the next value is read from the sequence itself (a RESTART or
+    ``setval(..., false)`` included), and a sequence already past the maximum is left alone.
+    Never past the sequence's MAXVALUE: it then stops there, and the next default value
+    fails rather than repeat one. The sequences are locked in name order, so that writers
+    of the same table cannot deadlock on them."""
+    targets = sorted(
+        (column.sequence, name, maxima[name])
+        for name, column in info.columns.items()
+        if name in maxima and column.sequence is not None
+    )
     lines = []
-    for name, value in maxima.items():
-        sequence = info.columns[name].sequence
-        if sequence is None:
+    for sequence, name, value in targets:
+        where = f"sequence {sequence} of {info.display}.{name}"
+        meta = await conn.fetchrow(_SEQUENCE_SQL, sequence)
+        if meta is None or meta["increment"] < 0:
+            continue  # a descending sequence draws below what was written, not into it
+        if not meta["allowed"]:
+            lines.append(
+                f"{where} not advanced to {value}: the role lacks SELECT or UPDATE on it; "
+                "a later INSERT without this column may draw a value already written"
+            )
             continue
         await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, $2::regclass::oid::int)", _PG_CLASS_OID, sequence
+            "SELECT pg_advisory_xact_lock($1, $2::regclass::oid::int)", _LOCK_SPACE, sequence
         )
-        outcome = await conn.fetchval(_ADVANCE_SQL, sequence, value)
-        if outcome == "no privilege":
+        # The sequence string comes from pg_get_serial_sequence: qualified and quoted.
+        state = await conn.fetchrow(f"SELECT last_value, is_called FROM {sequence}")
+        following = state["last_value"] + meta["increment"] * state["is_called"]
+        if value < following:
+            continue
+        target = min(value, meta["maxvalue"])
+        await conn.execute("SELECT setval($1::regclass, $2)", sequence, target)
+        if target < value:
             lines.append(
-                f"sequence {sequence} of {info.display}.{name} not advanced to {value}: the "
-                "role lacks UPDATE or USAGE on it; a later INSERT without this column may "
-                "draw a value already written"
+                f"{where} stopped at its MAXVALUE {target}: values up to {value} were written; "
+                "the next INSERT without this column will fail"
             )
-        elif outcome is not None:
-            lines.append(f"sequence {sequence} of {info.display}.{name} advanced to {value}")
+        else:
+            lines.append(f"{where} advanced to {value}")
     return lines

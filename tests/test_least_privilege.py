@@ -41,14 +41,14 @@ def loader(dsn: str, db: Any, schema: str) -> Iterator[Loader]:
     db.execute(f"CREATE ROLE {q(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT")
     db.execute(f"GRANT USAGE ON SCHEMA {q(schema)} TO {q(role)}")
     db.execute(f"GRANT {OWNER_GRANTS} ON ALL TABLES IN SCHEMA {q(schema)} TO {q(role)}")
-    db.execute(f"GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA {q(schema)} TO {q(role)}")
+    db.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {q(schema)} TO {q(role)}")
     db.execute(
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {q(owner)} IN SCHEMA {q(schema)} "
         f"GRANT {OWNER_GRANTS} ON TABLES TO {q(role)}"
     )
     db.execute(
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {q(owner)} IN SCHEMA {q(schema)} "
-        f"GRANT USAGE, UPDATE ON SEQUENCES TO {q(role)}"
+        f"GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {q(role)}"
     )
     try:
         yield Loader(role, schema, as_user(dsn, role))
@@ -198,5 +198,5 @@ def test_explicit_serial_values_advance_the_sequence_only_with_update_on_it(
         f"INSERT INTO {q(loader.schema)}.t (id, name) VALUES (4, 'd') RETURNING seq"
     )
     assert drawn == (71 if granted else 1)
-    said = "advanced to 70" if granted else "not advanced to 70: the role lacks UPDATE or USAGE"
+    said = "advanced to 70" if granted else "not advanced to 70: the role lacks SELECT or UPDATE"
     assert said in caplog.text

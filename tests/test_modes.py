@@ -573,3 +573,45 @@ def test_a_write_the_server_refuses_moves_no_sequence(
         writer.write("users", frame, schema=schema)
     next_id = db.fetchval(f"INSERT INTO \"{schema}\".users (name) VALUES ('d') RETURNING id")
     assert next_id == 1
+
+
+def test_a_restarted_sequence_ahead_of_the_data_is_left_alone(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """After RESTART the sequence has not been called: its next value is the restart value,
+    which is ahead of the ids written."""
+    db.execute(f'CREATE TABLE "{schema}".a (id bigserial PRIMARY KEY, x int)')
+    db.execute(f'ALTER SEQUENCE "{schema}".a_id_seq RESTART WITH 1000000')
+    writer.write("a", pd.DataFrame({"id": [1, 2, 500], "x": 0}), schema=schema)
+    assert db.fetchval(f'INSERT INTO "{schema}".a (x) VALUES (1) RETURNING id') == 1_000_000
+
+
+def test_values_past_the_sequence_maxvalue_still_load_and_the_sequence_stops_there(
+    writer: PostgresBulkWriter, db: Any, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A serial later widened to bigint keeps its integer sequence (MAXVALUE 2**31 - 1)."""
+    db.execute(f'CREATE TABLE "{schema}".b (id serial PRIMARY KEY, x int)')
+    db.execute(f'ALTER TABLE "{schema}".b ALTER id TYPE bigint')
+    with caplog.at_level("INFO"):
+        result = writer.write("b", pd.DataFrame({"id": [3_000_000_000], "x": 0}), schema=schema)
+    assert result.rows == 1
+    assert db.fetchval(f'SELECT id FROM "{schema}".b') == 3_000_000_000
+    assert "stopped at its MAXVALUE 2147483647" in caplog.text
+    with pytest.raises(Exception, match="reached maximum value"):
+        db.execute(f'INSERT INTO "{schema}".b (x) VALUES (1)')
+
+
+def test_ids_past_2_to_the_53_advance_the_sequence_exactly(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """An object column of Python ints with a None: read as float64 it would round. The
+    column is nullable, with a sequence of its own (OWNED BY, as serial makes it)."""
+    db.execute(f'CREATE SEQUENCE "{schema}".c_seq')
+    db.execute(
+        f'CREATE TABLE "{schema}".c (id bigint DEFAULT nextval(\'"{schema}".c_seq\'), x int)'
+    )
+    db.execute(f'ALTER SEQUENCE "{schema}".c_seq OWNED BY "{schema}".c.id')
+    ids = pd.Series([2**53 + 1, None], dtype=object)
+    writer.write("c", pd.DataFrame({"id": ids, "x": [0, 0]}), schema=schema)
+    added = db.fetchval(f'INSERT INTO "{schema}".c (x) VALUES (1) RETURNING id')
+    assert added == 2**53 + 2
