@@ -19,7 +19,10 @@ from .errors import SchemaMismatchError
 if TYPE_CHECKING:
     import asyncpg
 
-# Domains resolve to their base type; arrays report their element type.
+# Domains resolve to their base type; arrays report their element type. A column's sequence
+# is the one serial or identity owns, else the one its DEFAULT draws from (a sequence shared
+# by several tables, or a serial column of a partition, which PostgreSQL 13 to 16 do not
+# report as owned).
 _COLUMNS_SQL = """
 SELECT a.attname AS name,
        format_type(a.atttypid, a.atttypmod) AS sql_type,
@@ -29,7 +32,16 @@ SELECT a.attname AS name,
        a.atthasdef OR a.attidentity <> '' OR (t.typtype = 'd' AND t.typdefault IS NOT NULL)
            AS has_default,
        a.attgenerated <> '' AS generated,
-       pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) AS sequence
+       coalesce(
+           pg_get_serial_sequence(a.attrelid::regclass::text, a.attname),
+           (SELECT d.refobjid::regclass::text
+            FROM pg_attrdef ad
+            JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                            AND d.refclassid = 'pg_class'::regclass
+            JOIN pg_class sc ON sc.oid = d.refobjid AND sc.relkind = 'S'
+            WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+            ORDER BY d.refobjid LIMIT 1)
+       ) AS sequence
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -74,7 +86,7 @@ class ColumnInfo:
     not_null: bool
     has_default: bool
     generated: bool
-    #: The sequence of a serial or identity column (schema-qualified, quoted), else None.
+    #: The sequence the column's default draws from (qualified and quoted as needed), if any.
     sequence: str | None = None
 
     @property

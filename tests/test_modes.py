@@ -615,3 +615,20 @@ def test_ids_past_2_to_the_53_advance_the_sequence_exactly(
     writer.write("c", pd.DataFrame({"id": ids, "x": [0, 0]}), schema=schema)
     added = db.fetchval(f'INSERT INTO "{schema}".c (x) VALUES (1) RETURNING id')
     assert added == 2**53 + 2
+
+
+def test_a_partition_or_a_default_drawing_from_a_shared_sequence_is_advanced(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    db.execute(f'CREATE TABLE "{schema}".p (id bigserial, x int) PARTITION BY RANGE (id)')
+    db.execute(
+        f'CREATE TABLE "{schema}".p1 PARTITION OF "{schema}".p FOR VALUES FROM (1) TO (1000)'
+    )
+    db.execute(f'CREATE SEQUENCE "{schema}".shared')
+    db.execute(
+        f'CREATE TABLE "{schema}".s (id bigint DEFAULT nextval(\'"{schema}".shared\'), x int)'
+    )
+    writer.write("p1", pd.DataFrame({"id": [1, 40, 7], "x": 0}), schema=schema)
+    writer.write("s", pd.DataFrame({"id": [1, 90], "x": 0}), schema=schema)
+    assert db.fetchval(f'INSERT INTO "{schema}".p (x) VALUES (1) RETURNING id') == 41
+    assert db.fetchval(f'INSERT INTO "{schema}".s (x) VALUES (1) RETURNING id') == 91
