@@ -9,6 +9,7 @@ import random
 import threading
 from typing import Any
 
+import asyncpg
 import numpy as np
 import pandas as pd
 import pytest
@@ -207,3 +208,50 @@ def test_four_concurrent_appends_into_one_table(dsn: str, db, schema: str) -> No
     assert tuple(row) == (parts * per_part, parts * per_part, 0, parts * per_part - 1)
     per = db.fetch(f"SELECT part, count(*) AS n FROM {q(schema)}.log GROUP BY part ORDER BY part")
     assert [(r["part"], r["n"]) for r in per] == [(p, per_part) for p in range(parts)]
+
+
+def test_sequence_advances_lock_in_one_order_whatever_the_column_order(
+    dsn: str, db: Any, schema: str
+) -> None:
+    """Two writers of a table with two sequences, with the columns in opposite orders: while
+    the first holds both locks, the second waits on the first sequence by name, the one the
+    first writer also took first; in column order it would take b's lock and then wait for
+    a's, the half of a deadlock. Once the first commits, the second moves both on."""
+    from resources._catalog import describe_table
+    from resources._sequences import advance_sequences
+
+    db.execute(f"CREATE TABLE {q(schema)}.t (a bigserial, b bigserial, x int)")
+
+    async def race() -> tuple[int, int | None, list[str]]:
+        first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+        try:
+            info = await describe_table(first, "t", schema=schema)
+            assert info is not None
+            a_oid = await first.fetchval("SELECT $1::regclass::oid", info.columns["a"].sequence)
+            one, two = first.transaction(), second.transaction()
+            await one.start()
+            await advance_sequences(first, info, {"a": 10, "b": 10})
+            await two.start()
+            pending = asyncio.ensure_future(advance_sequences(second, info, {"b": 20, "a": 20}))
+            waited_on = None
+            for _ in range(250):
+                waited_on = await first.fetchval(
+                    "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
+                if waited_on is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert not pending.done()
+            await one.commit()
+            lines = await asyncio.wait_for(pending, timeout=10)
+            await two.commit()
+            return a_oid, waited_on, lines
+        finally:
+            await first.close()
+            await second.close()
+
+    a_oid, waited_on, lines = asyncio.run(race())
+    assert waited_on == a_oid
+    assert len(lines) == 2 and all("advanced to 20" in line for line in lines)
+    assert db.fetchval(f"SELECT nextval('{schema}.t_a_seq')") == 21
+    assert db.fetchval(f"SELECT nextval('{schema}.t_b_seq')") == 21
