@@ -181,6 +181,11 @@ async def _one_at_a_time(run: Run) -> int:
     return sample
 
 
+async def _executemany_in_batches(run: Run, sql: str, records: list[tuple[Any, ...]]) -> None:
+    for start in range(0, len(records), BATCH_ROWS):
+        await run.conn.executemany(sql, records[start : start + BATCH_ROWS])
+
+
 async def _raw_executemany(run: Run, *, from_frame: bool = False) -> int:
     frame = run.data("insert")
     records = [] if from_frame else frame_to_tuples(frame)
@@ -189,8 +194,7 @@ async def _raw_executemany(run: Run, *, from_frame: bool = False) -> int:
         if from_frame:
             records = frame_to_tuples(frame)
         async with run.conn.transaction():
-            for start in range(0, len(records), BATCH_ROWS):
-                await run.conn.executemany(sql, records[start : start + BATCH_ROWS])
+            await _executemany_in_batches(run, sql, records)
     return len(records)
 
 
@@ -375,8 +379,7 @@ async def _raw_executemany_update(run: Run) -> int:
     sql = f"UPDATE {run.qualified} SET {sets} WHERE id = $1"
     with run.timed():
         async with run.conn.transaction():
-            for start in range(0, len(records), BATCH_ROWS):
-                await run.conn.executemany(sql, records[start : start + BATCH_ROWS])
+            await _executemany_in_batches(run, sql, records)
     return len(records)
 
 
@@ -388,8 +391,7 @@ async def _raw_executemany_upsert(run: Run) -> int:
     )
     with run.timed():
         async with run.conn.transaction():
-            for start in range(0, len(records), BATCH_ROWS):
-                await run.conn.executemany(sql, records[start : start + BATCH_ROWS])
+            await _executemany_in_batches(run, sql, records)
     return len(records)
 
 

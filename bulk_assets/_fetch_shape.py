@@ -181,14 +181,19 @@ def _numbers(series: pd.Series, dtype: str, *, nan_text: bool = False) -> pd.Ser
     return parsed
 
 
-def _to_int(series: pd.Series, target: Any, dtype: str) -> pd.Series:
-    numbers = _numbers(series, dtype)
-    missing = numbers.isna()
+def _refuse_missing(missing: pd.Series, target: Any, dtype: str, *, nullable: str) -> None:
+    """A numpy dtype has no NULL: a missing value needs the pandas nullable twin."""
     if isinstance(target, np.dtype) and missing.any():
         raise _Bad(
             _first(missing),
-            f"expected {dtype}, got a missing value (use 'Int64' for a column with nulls)",
+            f"expected {dtype}, got a missing value (use {nullable!r} for a column with nulls)",
         )
+
+
+def _to_int(series: pd.Series, target: Any, dtype: str) -> pd.Series:
+    numbers = _numbers(series, dtype)
+    missing = numbers.isna()
+    _refuse_missing(missing, target, dtype, nullable="Int64")
     if pd.api.types.is_float_dtype(numbers.dtype):
         values = numbers.to_numpy(dtype="float64", na_value=np.nan)
         fractional = ~np.isnan(values) & (values != np.floor(values))
@@ -205,11 +210,7 @@ def _to_int(series: pd.Series, target: Any, dtype: str) -> pd.Series:
 
 def _to_bool(series: pd.Series, target: Any, dtype: str) -> pd.Series:
     missing = series.isna()
-    if isinstance(target, np.dtype) and missing.any():
-        raise _Bad(
-            _first(missing),
-            f"expected {dtype}, got a missing value (use 'boolean' for a column with nulls)",
-        )
+    _refuse_missing(missing, target, dtype, nullable="boolean")
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype(target)
     mapped = series.map(lambda v: _TRUTH.get(str(v).strip().lower()) if not pd.isna(v) else None)

@@ -163,8 +163,10 @@ def _checked_values(
     plain path decides (and names the row)."""
     make = _cheap_maker(series, column)
     encoder = encoder_for(series, column) if make is not None else None
+    if make is None or encoder is None:
+        return None  # most columns: no NULL scan here, convert_column does its own
     na = np.asarray(series.isna(), dtype=bool)
-    if make is None or encoder is None or ((not_null or column.required) and na.any()):
+    if (not_null or column.required) and na.any():
         return None
     try:
         encoder(Column(series, column, na, table, row_offset, not_null))
