@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from resources import check_identifier
+
 __all__ = [
     "ChecksSpec",
     "ChunkPartitions",
@@ -200,6 +202,17 @@ class DatasetSpec(_Spec):
         if not _NAME.match(value):
             raise ValueError(f"must be letters, digits and underscores, got {value!r}")
         return value
+
+    @field_validator("table", "schema_name", "rejects_table")
+    @classmethod
+    def check_identifier(cls, value: str | None) -> str | None:
+        # Refused here, when the code location loads, rather than at the first run.
+        return None if value is None else check_identifier(value, what="the name")
+
+    @field_validator("key_columns")
+    @classmethod
+    def check_key_identifiers(cls, value: list[str]) -> list[str]:
+        return [check_identifier(v, what="the column name") for v in value]
 
     @model_validator(mode="after")
     def check_consistent(self) -> DatasetSpec:

@@ -1,5 +1,6 @@
 """Bulk writes into PostgreSQL for Dagster assets."""
 
+from ._identifiers import check_identifier as check_identifier
 from ._identifiers import qualified as qualified
 from ._identifiers import quote_ident as quote_ident
 from .errors import BadValueError as BadValueError

@@ -158,6 +158,10 @@ def test_default_folder_is_datasets_in_the_working_directory(
             "cannot be scheduled|no partition for a schedule",
         ),
         ("- 1\n- 2\n", "expected a dataset mapping"),
+        (
+            f"name: x\ntable: {'t' * 64}\nsource: {{location: a.csv}}\n",
+            "table.*64 bytes long; PostgreSQL keeps only the first 63",
+        ),
         ("name: [unclosed\n", "cannot read YAML"),
     ],
 )
