@@ -17,13 +17,15 @@ import pandas as pd
 
 from ._binary_copy import COPY_HEADER, COPY_TRAILER, encode_frame, frame_to_values
 from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
-from ._identifiers import quote_ident
+from ._identifiers import check_identifier, quote_ident
+from ._locks import CREATE, SLICE, lock
 from ._modes import (
     BINARY_COPY_MODES,
     MODES,
     STAGED_MODES,
     InsertWriter,
     ModeWriter,
+    StagedWriter,
     make_writer,
     pieces,
 )
@@ -117,6 +119,17 @@ class WriteRequest:
             raise TypeError(
                 f"replace must be True, False or a KeyRange, got {type(self.replace).__name__}"
             )
+        # A name PostgreSQL would truncate could write another table: refused before
+        # anything connects.
+        check_identifier(self.table, what="table name")
+        if self.schema is not None:
+            check_identifier(self.schema, what="schema name")
+        if self.rejects_table is not None:
+            check_identifier(self.rejects_table, what="rejects_table")
+        for column in (*self.key_columns, *(self.columns or ())):
+            check_identifier(column, what="column name")
+        if isinstance(self.replace, KeyRange):
+            check_identifier(self.replace.column, what="KeyRange column")
 
     @property
     def display(self) -> str:
@@ -386,9 +399,8 @@ async def _first_and_rest(
     return first, chained()
 
 
-async def _resolve_target(
-    conn: asyncpg.Connection, request: WriteRequest, first: pd.DataFrame, stats: _Stats
-) -> tuple[TableInfo, tuple[str, ...]]:
+def _data_columns(request: WriteRequest, first: pd.DataFrame) -> tuple[str, ...]:
+    """The data's column names, checked before anything is sent."""
     columns = tuple(str(c) for c in first.columns)
     if len(set(columns)) != len(columns):
         dupes = sorted({c for c in columns if columns.count(c) > 1})
@@ -396,7 +408,26 @@ async def _resolve_target(
             f"data for {request.display} names columns more than once: {dupes}",
             table=request.display,
         )
+    for column in columns:
+        try:
+            check_identifier(column, what="column name")
+        except ValueError as exc:
+            raise SchemaMismatchError(
+                f"data for {request.display}: {exc}", table=request.display
+            ) from None
+    return columns
+
+
+async def _resolve_target(
+    conn: asyncpg.Connection, request: WriteRequest, first: pd.DataFrame, stats: _Stats
+) -> tuple[TableInfo, tuple[str, ...]]:
+    columns = _data_columns(request, first)
     info = await describe_table(conn, request.table, schema=request.schema)
+    if info is None and request.create:
+        # First loads racing to create one table take turns (CREATE ... IF NOT EXISTS itself
+        # races on the catalog's unique index); the later one then finds the table.
+        await lock(conn, CREATE, request.schema, request.table)
+        info = await describe_table(conn, request.table, schema=request.schema)
     if info is None:
         if not request.create:
             raise SchemaMismatchError(
@@ -418,7 +449,7 @@ async def _resolve_target(
         info = await describe_table(conn, request.table, schema=request.schema)
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
-    check_columns(info, columns, mode=request.mode)
+    check_columns(info, columns, mode=request.mode, key_columns=request.key_columns)
     if isinstance(request.replace, KeyRange) and request.replace.column not in columns:
         raise SchemaMismatchError(
             f"replace={request.replace} for {request.display}: the data has no column "
@@ -438,6 +469,8 @@ async def _write_in_one_transaction(
     first, frames = await _first_and_rest(request)
     if first is None and request.replace is False:
         return
+    if first is not None:
+        _data_columns(request, first)
     async with _connection(pool, request) as conn, _transaction(conn, request):
         if first is None:
             await _clear(conn, request, stats)
@@ -463,7 +496,37 @@ async def _write_in_one_transaction(
         if deferred is not None:
             # One statement for the whole write: a key repeated across chunks counts too.
             stats.affected, stats.duplicates = deferred
+        if isinstance(writer, StagedWriter) and writer.rejected:
+            await _record_applied_rejects(conn, request, writer, stats, log)
         await _advance_sequences(conn, request, info, stats.maxima, log)
+
+
+async def _record_applied_rejects(
+    conn: asyncpg.Connection,
+    request: WriteRequest,
+    writer: StagedWriter,
+    stats: _Stats,
+    log: Progress,
+) -> None:
+    """Rows the staged apply refused (quarantine): counted out of the rows written and
+    recorded with the others."""
+    rejects = sorted(writer.rejected, key=lambda r: r.row)
+    async with _round_trip(conn, request, "rejects"):
+        stats.rejects_table = await record_rejects(
+            conn,
+            writer.info,
+            rejects_table_name(writer.info.name, request.rejects_table),
+            rejects,
+            timeout=request.round_trip_timeout,
+        )
+    stats.rows -= len(rejects)
+    stats.rejected += len(rejects)
+    log.info(
+        "%s: the apply refused %d rows, set aside in %s",
+        stats.table or request.display,
+        len(rejects),
+        stats.rejects_table,
+    )
 
 
 async def _advance_sequences(
@@ -503,11 +566,26 @@ async def _clear(conn: asyncpg.Connection, request: WriteRequest, stats: _Stats)
                     f"replace={key_range}: table {info.display} has no column {key_range.column!r}",
                     table=info.display,
                 )
-            status = await conn.execute(
-                f"DELETE FROM {info.qualified} WHERE {key_range.where_sql()}",
-                key_range.start,
-                key_range.end,
-            )
+            # Two writers of one slice take turns: under READ COMMITTED a DELETE cannot see
+            # rows that another writer of the slice commits after it began, so without the
+            # turn both loads would survive. The DELETE runs after the wait, as a statement
+            # of its own, so that its snapshot includes what the other writer committed.
+            await lock(conn, SLICE, info.oid, key_range.column, key_range.start, key_range.end)
+            try:
+                status = await conn.execute(
+                    f"DELETE FROM {info.qualified} WHERE {key_range.where_sql()}",
+                    key_range.start,
+                    key_range.end,
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                # No row of the new data is at fault: the old rows cannot go.
+                raise TerminalWriteError(
+                    f"cannot replace {key_range} of {info.display}: rows of it are still "
+                    f"referenced ({exc.detail or exc}); a replace deletes the slice's rows, "
+                    "so the referencing rows must go first (or the foreign key be ON DELETE "
+                    "CASCADE / SET NULL)",
+                    table=info.display,
+                ) from exc
             stats.deleted = int(status.rsplit(" ", 1)[-1])
         else:
             await conn.execute(f"TRUNCATE {info.qualified}")
@@ -518,6 +596,7 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: _Stats, log
     first, frames = await _first_and_rest(request)
     if first is None:
         return
+    _data_columns(request, first)
     async with (
         _connection(pool, request) as conn,
         _transaction(conn, request),
@@ -600,7 +679,8 @@ async def _begin_writer(
         columns,
         key_columns=request.key_columns,
         timeout=request.round_trip_timeout,
-        apply_once=request.commit == "write" and request.on_bad_rows == "fail",
+        apply_once=request.commit == "write",
+        quarantine=request.on_bad_rows == "quarantine",
         # PostgreSQL allows FREEZE only after TRUNCATE or CREATE in the same subtransaction,
         # never on a partitioned table; quarantine's retries of a chunk run in savepoints.
         freeze=fresh and request.on_bad_rows == "fail" and not info.partitioned,
@@ -703,6 +783,9 @@ async def _send(
             ]
             chunk.rows = len(chunk.records)
             chunk.rejects.extend(refused)
+        if isinstance(writer, StagedWriter) and writer.apply_once:
+            # Staged in this order; the apply at finish() may still refuse some of them.
+            writer.positions.extend(positions if chunk.positions is None else chunk.positions)
         if chunk.rejects:
             chunk.rejects.sort(key=lambda r: r.row)
             stats_table = await record_rejects(

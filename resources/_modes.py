@@ -7,6 +7,7 @@ winning where a key repeats.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import asyncpg
 
 from ._catalog import TableInfo
 from ._identifiers import column_list, quote_ident
+from ._quarantine import Rejected
 from ._retry import is_data_error
 from .write_result import Mode
 
@@ -152,15 +154,21 @@ class InsertWriter(ModeWriter):
 
 
 @dataclass(slots=True)
-class _StagedWriter(ModeWriter):
+class StagedWriter(ModeWriter):
     key_columns: Sequence[str] = ()
     #: Stage every chunk and apply them all in one statement at finish(): the write then
     #: locks its rows in key order whatever the chunk order, so concurrent writers of
-    #: overlapping keys cannot deadlock. Off for per-chunk commits and quarantine, which
-    #: need each chunk applied on its own.
+    #: overlapping keys cannot deadlock. Off for per-chunk commits, which apply each chunk
+    #: in its own transaction.
     apply_once: bool = False
+    #: on_bad_rows="quarantine": rows the apply refuses are set aside (in ``rejected``) one
+    #: by one, and the rest applied, still in one statement in key order.
+    quarantine: bool = False
     stage: str = ""
     order: str = ""
+    #: Global row number of each staged row, in staging order (quarantine only).
+    positions: list[int] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
 
     async def begin(self, conn: asyncpg.Connection) -> None:
         self.stage = f"bulk_stage_{uuid.uuid4().hex[:12]}"
@@ -220,43 +228,70 @@ class _StagedWriter(ModeWriter):
     async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
         if not self.apply_once:
             return None
-        # Under a savepoint: if the server refuses a row, the stage is still there to find
-        # which one.
-        savepoint = conn.transaction()
-        await savepoint.start()
-        try:
-            counts = await conn.fetchrow(self.counted_apply_sql(), timeout=self.timeout)
-        except asyncpg.PostgresError as exc:
-            await savepoint.rollback()
-            if is_data_error(exc) and self.order != "ctid":
-                exc.input_row = await self._first_failing_row(conn)
-            raise
-        await savepoint.commit()
-        return int(counts["affected"]), int(counts["duplicates"])
+        while True:
+            # Under a savepoint: if the server refuses a row, the stage is still there to
+            # find which one.
+            savepoint = conn.transaction()
+            await savepoint.start()
+            try:
+                counts = await conn.fetchrow(self.counted_apply_sql(), timeout=self.timeout)
+            except asyncpg.PostgresError as exc:
+                await savepoint.rollback()
+                if not is_data_error(exc) or self.order == "ctid":
+                    raise
+                failing = await self._first_failing_row(conn)
+                if failing is None or not self.quarantine:
+                    exc.input_row = None if failing is None else failing[0] - 1
+                    raise
+                await self._set_aside(conn, *failing)
+                continue
+            await savepoint.commit()
+            return int(counts["affected"]), int(counts["duplicates"])
+
+    async def _set_aside(
+        self, conn: asyncpg.Connection, order: int, error: asyncpg.PostgresError
+    ) -> None:
+        """Move the staged row numbered ``order`` out of the stage into ``rejected``."""
+        stage = quote_ident(self.stage)
+        row = await conn.fetchrow(
+            f"SELECT row_to_json(r)::text AS data, "
+            f"(SELECT count(*) FROM {stage} WHERE {self.order} <= $1) AS rank "
+            f"FROM (SELECT {column_list(self.columns)} FROM {stage} "
+            f"WHERE {self.order} = $1) AS r",
+            order,
+            timeout=self.timeout,
+        )
+        await conn.execute(f"DELETE FROM {stage} WHERE {self.order} = $1", order)
+        position = self.positions.pop(int(row["rank"]) - 1)
+        self.rejected.append(Rejected.from_error(position, error, json.loads(row["data"])))
 
     async def _apply(self, conn: asyncpg.Connection, upto: int | None = None) -> int:
         status = await conn.execute(self.apply_sql(upto), timeout=self.timeout)
         return int(status.rsplit(" ", 1)[-1])
 
-    async def _first_failing_row(self, conn: asyncpg.Connection) -> int | None:
+    async def _first_failing_row(
+        self, conn: asyncpg.Connection
+    ) -> tuple[int, asyncpg.PostgresError] | None:
         """Bisect on the staged rows that the apply uses (the last per key, numbered in
         input order): the smallest n such that applying rows 1..n fails names the row, in
-        about log2(rows) applies, each rolled back."""
+        about log2(rows) applies, each rolled back and each in key order like the apply
+        itself. Returns n and the server's error for it."""
         high = await conn.fetchval(
             f"SELECT max({self.order}) FROM {quote_ident(self.stage)}", timeout=self.timeout
         )
         low = 1
-        if high is None or not await self._fails(conn, high):
+        error = None if high is None else await self._fails(conn, high)
+        if high is None or error is None:
             return None
         while low < high:
             middle = (low + high) // 2
-            if await self._fails(conn, middle):
-                high = middle
+            if (failed := await self._fails(conn, middle)) is not None:
+                high, error = middle, failed
             else:
                 low = middle + 1
-        return int(low) - 1
+        return int(low), error
 
-    async def _fails(self, conn: asyncpg.Connection, upto: int) -> bool:
+    async def _fails(self, conn: asyncpg.Connection, upto: int) -> asyncpg.PostgresError | None:
         probe = conn.transaction()
         await probe.start()
         try:
@@ -264,10 +299,10 @@ class _StagedWriter(ModeWriter):
         except asyncpg.PostgresError as exc:
             if not is_data_error(exc):
                 raise
-            return True
+            return exc
         finally:
             await probe.rollback()
-        return False
+        return None
 
     def latest_per_key(self, upto: int | None = None) -> str:
         """The last staged row of each key; with ``upto``, only those among the first
@@ -301,7 +336,7 @@ class _StagedWriter(ModeWriter):
         raise NotImplementedError
 
 
-class UpdateWriter(_StagedWriter):
+class UpdateWriter(StagedWriter):
     def apply_from(self, source: str) -> str:
         values = [c for c in self.columns if c not in self.key_columns]
         assignments = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in values)
@@ -311,7 +346,7 @@ class UpdateWriter(_StagedWriter):
         )
 
 
-class UpsertWriter(_StagedWriter):
+class UpsertWriter(StagedWriter):
     def apply_from(self, source: str) -> str:
         keys = column_list(self.key_columns)
         values = [c for c in self.columns if c not in self.key_columns]
@@ -352,6 +387,7 @@ def make_writer(
     key_columns: Sequence[str],
     timeout: float | None,
     apply_once: bool = False,
+    quarantine: bool = False,
     freeze: bool = False,
 ) -> ModeWriter:
     if mode == "copy":
@@ -363,4 +399,4 @@ def make_writer(
     if mode in writers:
         return writers[mode](info, columns, timeout)
     staged = UpdateWriter if mode == "update" else UpsertWriter
-    return staged(info, columns, timeout, key_columns, apply_once)
+    return staged(info, columns, timeout, key_columns, apply_once, quarantine)

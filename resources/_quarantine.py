@@ -22,6 +22,7 @@ import pandas as pd
 
 from ._catalog import TableInfo
 from ._identifiers import qualified
+from ._locks import CREATE, lock
 from ._retry import is_data_error
 from .errors import BadValueError
 
@@ -45,6 +46,11 @@ class Rejected:
     error: str
     sqlstate: str | None
     values: dict[str, Any]
+
+    @classmethod
+    def from_error(cls, row: int, exc: asyncpg.PostgresError, values: dict[str, Any]) -> Rejected:
+        """The row the server refused with ``exc``."""
+        return cls(row, getattr(exc, "column_name", None), _message(exc), exc.sqlstate, values)
 
 
 Records = list[tuple[Any, ...]]
@@ -91,13 +97,7 @@ async def send_keeping_good_rows(
             raise
         if len(records) == 1:
             return 0, [
-                Rejected(
-                    positions[0],
-                    getattr(exc, "column_name", None),
-                    _message(exc),
-                    exc.sqlstate,
-                    dict(zip(columns, records[0], strict=True)),
-                )
+                Rejected.from_error(positions[0], exc, dict(zip(columns, records[0], strict=True)))
             ]
         middle = len(records) // 2
         head = await send_keeping_good_rows(
@@ -133,6 +133,8 @@ async def record_rejects(
     # loader given a rejects table made for it needs no more than INSERT.
     exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", target, timeout=timeout)
     if not exists:
+        # Writers setting their first rejects aside at once take turns creating the table.
+        await lock(conn, CREATE, info.schema, rejects_table)
         await _create_rejects_table(conn, target, timeout=timeout)
     await conn.executemany(
         f"INSERT INTO {target} (target_table, row_index, column_name, error, sqlstate, row_data) "

@@ -40,10 +40,17 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+# A trigger refusing a row: PL/pgSQL's RAISE EXCEPTION without a SQLSTATE of its own, and a
+# failed ASSERT.
+_ROW_REFUSED_BY_TRIGGER = frozenset({"P0001", "P0004"})
+
+
 def is_data_error(exc: asyncpg.PostgresError) -> bool:
-    """A value the column's type refuses (SQLSTATE class 22) or a constraint it breaks
-    (class 23: NOT NULL, unique, check, foreign key): the row is at fault, not the server."""
-    return (exc.sqlstate or "").startswith(("22", "23"))
+    """A value the column's type refuses (SQLSTATE class 22), a constraint it breaks (class
+    23: NOT NULL, unique, check, foreign key) or a trigger's RAISE: the row is at fault, not
+    the server."""
+    state = exc.sqlstate or ""
+    return state.startswith(("22", "23")) or state in _ROW_REFUSED_BY_TRIGGER
 
 
 def backoff(attempt: int, *, base: float = 0.2, cap: float = 5.0) -> float:

@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ._catalog import TableInfo
+from ._locks import SEQUENCE
 
 if TYPE_CHECKING:
     import asyncpg
 
-# First key of this module's advisory locks (the second is the sequence's oid): a constant of
-# its own, so that it does not meet an application's (pg_class oid, object oid) convention.
-_LOCK_SPACE = 0x5E0A_DB17
 
 _SEQUENCE_SQL = """
 SELECT has_sequence_privilege(s.seq, 'SELECT') AND has_sequence_privilege(s.seq, 'UPDATE')
@@ -85,7 +83,7 @@ async def advance_sequences(
             )
             continue
         await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, $2::regclass::oid::int)", _LOCK_SPACE, sequence
+            "SELECT pg_advisory_xact_lock($1, $2::regclass::oid::int)", SEQUENCE, sequence
         )
         # The sequence string comes from pg_get_serial_sequence: qualified and quoted.
         state = await conn.fetchrow(f"SELECT last_value, is_called FROM {sequence}")

@@ -17,7 +17,13 @@ import pandas as pd
 import pytest
 from _support import KEYED, MODES, q
 
-from resources import BadValueError, PostgresBulkWriter
+from resources import (
+    BadValueError,
+    KeyRange,
+    PostgresBulkWriter,
+    SchemaMismatchError,
+    TerminalWriteError,
+)
 
 ROWS = 6
 BAD_AT = 4  # with chunk_size=3: the second row of chunk 2
@@ -336,3 +342,78 @@ def test_63_byte_identifiers_for_schema_table_and_column(
         assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
     finally:
         db.execute(f"DROP SCHEMA {q(schema)} CASCADE")
+
+
+# Two names sharing their first 63 bytes: PostgreSQL would truncate both to one table.
+TOO_LONG = {
+    "ascii-64-bytes": "a" * 63 + "1",
+    "utf8-64-bytes": "é" * 32,  # 32 two-byte characters
+}
+
+
+@pytest.mark.parametrize("what", ["table", "schema", "column", "key"])
+@pytest.mark.parametrize("name", TOO_LONG.values(), ids=TOO_LONG.keys())
+def test_names_postgresql_would_truncate_are_refused_before_anything_is_sent(
+    name: str, what: str, dsn: str, db: Any, schema: str
+) -> None:
+    db.execute(f"CREATE TABLE {q(schema)}.t (id int PRIMARY KEY, v text)")
+    frame = pd.DataFrame({"id": [1], "v": ["a"]})
+    app = f"long-{schema}"
+    options: dict[str, Any] = {"schema": schema}
+    table = "t"
+    if what == "table":
+        table = name
+    elif what == "schema":
+        options["schema"] = name
+    elif what == "column":
+        frame = frame.rename(columns={"v": name})
+    else:
+        options.update(mode="upsert", key_columns=[name])
+    with (
+        PostgresBulkWriter(dsn=dsn, application_name=app) as writer,
+        pytest.raises((ValueError, SchemaMismatchError), match=r"64 bytes long") as caught,
+    ):
+        writer.write(table, frame, create=True, **options)
+    assert name in str(caught.value)
+    # Nothing was sent: no connection was even opened for the write.
+    assert (
+        db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app) == 0
+    )
+    assert db.fetchval(f"SELECT count(*) FROM {q(schema)}.t") == 0
+
+
+def test_generated_always_identity_takes_no_values_in_any_mode(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """INSERT refuses explicit values for a GENERATED ALWAYS identity; COPY would have taken
+    them silently. Every mode that inserts now refuses them alike, and the table is untouched
+    (an update only matches on its key and may use the identity as one)."""
+    db.execute(f"CREATE TABLE {q(schema)}.g (id int GENERATED ALWAYS AS IDENTITY, v text)")
+    for mode in ("copy", "executemany", "insert", "upsert"):
+        with pytest.raises(SchemaMismatchError, match=r"GENERATED ALWAYS identity.*\['id'\]"):
+            writer.write(
+                "g",
+                pd.DataFrame({"id": [5], "v": ["x"]}),
+                schema=schema,
+                mode=mode,
+                key_columns=key_for(mode),
+            )
+    assert db.fetchval(f"SELECT count(*) FROM {q(schema)}.g") == 0
+    writer.write("g", pd.DataFrame({"v": ["x", "y"]}), schema=schema)
+    assert [r["id"] for r in db.fetch(f"SELECT id FROM {q(schema)}.g ORDER BY id")] == [1, 2]
+
+
+def test_a_replace_whose_old_rows_are_referenced_says_so(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """The DELETE of the slice breaks a foreign key: no row of the new data is at fault, so
+    it is not reported as a bad value at some row."""
+    db.execute(f"CREATE TABLE {q(schema)}.p (id int PRIMARY KEY)")
+    db.execute(f"INSERT INTO {q(schema)}.p VALUES (1), (2)")
+    db.execute(f"CREATE TABLE {q(schema)}.c (p int REFERENCES {q(schema)}.p (id))")
+    db.execute(f"INSERT INTO {q(schema)}.c VALUES (2)")
+    with pytest.raises(TerminalWriteError, match=r"rows of it are still referenced") as caught:
+        writer.write("p", pd.DataFrame({"id": [1, 2]}), schema=schema, replace=KeyRange("id", 1, 3))
+    assert not isinstance(caught.value, BadValueError)
+    assert "Key (id)=(2)" in str(caught.value)
+    assert db.fetchval(f"SELECT count(*) FROM {q(schema)}.p") == 2

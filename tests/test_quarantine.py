@@ -159,3 +159,38 @@ def test_rows_outside_a_replaced_range_are_set_aside(
 def test_on_bad_rows_is_validated(writer: PostgresBulkWriter) -> None:
     with pytest.raises(ValueError, match="on_bad_rows must be"):
         writer.write("x", pd.DataFrame({"a": [1]}), on_bad_rows="skip")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rows_a_trigger_refuses_are_set_aside(
+    writer: PostgresBulkWriter, db: Any, schema: str, mode: str
+) -> None:
+    """A trigger's RAISE EXCEPTION (SQLSTATE P0001) refuses one row: that row is quarantined
+    like a constraint's refusal, not the whole write failed."""
+    db.execute(f'CREATE TABLE "{schema}".t (id int PRIMARY KEY, v int)')
+    db.execute(
+        f'CREATE FUNCTION "{schema}".no_13() RETURNS trigger LANGUAGE plpgsql AS $$ '
+        "BEGIN IF NEW.v = 13 THEN RAISE EXCEPTION 'unlucky %', NEW.id; END IF; "
+        "RETURN NEW; END $$"
+    )
+    db.execute(
+        f'CREATE TRIGGER no_13 BEFORE INSERT ON "{schema}".t '
+        f'FOR EACH ROW EXECUTE FUNCTION "{schema}".no_13()'
+    )
+    frame = pd.DataFrame(
+        {"id": range(20), "v": [13 if i in (4, 17) else 100 + i for i in range(20)]}
+    )
+    result = writer.write(
+        "t",
+        frame,
+        schema=schema,
+        mode=mode,
+        key_columns=["id"] if mode == "upsert" else None,
+        chunk_size=8,
+        on_bad_rows="quarantine",
+    )
+    assert (result.rows, result.rows_rejected) == (18, 2)
+    rejects = db.fetch(f'SELECT row_index, sqlstate, error FROM "{schema}".t__rejects ORDER BY 1')
+    assert [(r["row_index"], r["sqlstate"]) for r in rejects] == [(4, "P0001"), (17, "P0001")]
+    assert "unlucky 4" in rejects[0]["error"]
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".t') == 18

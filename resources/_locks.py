@@ -1,0 +1,35 @@
+"""Transaction-level advisory locks that make concurrent writers take turns where the table's
+own locks would let them both through.
+
+Each kind of lock has a first key of its own (the second identifies the object), constants
+chosen so that they do not meet an application's (pg_class oid, object oid) convention. All
+are ``pg_advisory_xact_lock``: released at COMMIT or ROLLBACK, or when the backend ends, so a
+crashed writer never leaves one behind, and subject to the session's ``lock_timeout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# Sequences advanced past explicit values (second key: the sequence's oid).
+SEQUENCE = 0x5E0A_DB17
+# A slice being replaced (second key: a hash of table oid, column and bounds).
+SLICE = 0x5E0A_DB18
+# A table (or schema) being created (second key: a hash of its qualified name).
+CREATE = 0x5E0A_DB19
+
+
+def key(*parts: Any) -> int:
+    """A signed 32-bit key for ``parts``, the same in every process. Two objects that share a
+    key only wait for each other when they need not: never a wrong result."""
+    digest = hashlib.blake2b("\x00".join(str(p) for p in parts).encode(), digest_size=4)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+async def lock(conn: asyncpg.Connection, space: int, *parts: Any) -> None:
+    """Wait for the lock on ``parts`` in ``space``, held until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", space, key(*parts))
