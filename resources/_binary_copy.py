@@ -13,7 +13,7 @@ cannot encode exactly gives ``None``, and the caller converts it the plain way.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,15 +24,16 @@ from ._binary_columns import Column, Fallback, Part, encoder_for, is_arrow_str
 from ._catalog import ColumnInfo, TableInfo
 from ._convert import convert_column, with_nulls
 
-__all__ = ["encode_frame", "frame_to_values"]
+__all__ = ["copy_data", "copy_file", "encode_frame", "frame_to_values"]
 
 # Column types whose text the driver takes as is: once the column-wise check has passed,
 # the strings go to the driver unchanged instead of being parsed value by value.
 _CHECKED_TEXT = frozenset({"uuid", "json", "jsonb"})
 
-# Signature, flags (no OIDs), header extension length: the binary COPY file header.
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-COPY_TRAILER = struct.pack(">h", -1)
+# Signature, flags (no OIDs), header extension length: the binary COPY file header. This
+# module is their one owner: encode_frame gives rows only, copy_data frames a stream of them.
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_TRAILER = struct.pack(">h", -1)
 _EMPTY = pa.scalar(b"", pa.large_binary())
 
 
@@ -43,10 +44,11 @@ def encode_frame(
     *,
     row_offset: int,
     not_null: Sequence[str] = (),
-) -> bytes | None:
-    """The chunk as a binary COPY payload (header, rows, trailer) for ``COPY ... (FORMAT
-    binary)`` into ``columns``, or ``None`` when some column has no fast encoder for its
-    (dtype, column type) pair: convert that chunk with ``frame_to_records`` instead.
+) -> memoryview | None:
+    """The chunk's rows in binary COPY format (no header or trailer: :func:`copy_data` adds
+    them around any number of chunks) for ``COPY ... (FORMAT binary)`` into ``columns``, or
+    ``None`` when some column has no fast encoder for its (dtype, column type) pair: convert
+    that chunk with ``frame_to_values`` instead.
 
     ``frame`` must have a 0..n-1 index; ``row_offset`` is the global row of its first row, for
     error messages; ``not_null`` names key columns that must not hold NULL.
@@ -59,7 +61,7 @@ def encode_frame(
         if payload is not None:
             await conn.copy_to_table(
                 info.name, schema_name=info.schema, columns=list(columns),
-                source=io.BytesIO(payload), format="binary",
+                source=copy_data(pieces(payload)), format="binary",
             )
     """
     encoders = []
@@ -70,7 +72,7 @@ def encode_frame(
         encoders.append(encoder)
     n = len(frame)
     if n == 0:
-        return COPY_HEADER + COPY_TRAILER
+        return memoryview(b"")
     parts: list[Part] = [np.frombuffer(struct.pack(">h", len(columns)) * n, np.uint8).reshape(n, 2)]
     try:
         for name, encoder in zip(columns, encoders, strict=True):
@@ -88,7 +90,20 @@ def encode_frame(
             parts.extend(encoder(column))
     except Fallback:
         return None
-    return b"".join((COPY_HEADER, _rows(parts, n), COPY_TRAILER))
+    return _rows(parts, n)
+
+
+async def copy_data(rows: AsyncIterable[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
+    """A binary COPY stream: the header, every block of encoded rows, the trailer."""
+    yield _HEADER
+    async for block in rows:
+        yield block
+    yield _TRAILER
+
+
+def copy_file(rows: bytes | memoryview) -> bytes:
+    """One block of encoded rows as a whole binary COPY file, e.g. for ``COPY FROM`` a file."""
+    return b"".join((_HEADER, rows, _TRAILER))
 
 
 def _rows(parts: list[Part], n: int) -> memoryview:

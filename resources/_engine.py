@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import asyncpg
 import pandas as pd
 
-from ._binary_copy import COPY_HEADER, COPY_TRAILER, encode_frame, frame_to_values
+from ._binary_copy import copy_data, encode_frame, frame_to_values
 from ._catalog import TableInfo, check_columns, check_key_columns, create_table_sql, describe_table
 from ._identifiers import check_identifier, quote_ident
 from ._locks import CREATE, SLICE, lock
@@ -211,8 +211,8 @@ class _Prepared:
     offset: int
     records: list[tuple[Any, ...]]
     duplicates: int
-    #: The chunk already encoded for binary COPY; then ``records`` is empty.
-    payload: bytes | None = None
+    #: The chunk's rows already encoded for binary COPY; then ``records`` is empty.
+    payload: bytes | memoryview | None = None
     rows: int = 0
     #: Global row number of each record, when rows were set aside (quarantine).
     positions: list[int] | None = None
@@ -730,12 +730,11 @@ async def _stream(
         run = _Prepared(first.offset, [], 0, rows=0)
         more = True
 
-        async def body(first: _Prepared = first, run: _Prepared = run) -> AsyncIterator[Any]:
+        async def rows(first: _Prepared = first, run: _Prepared = run) -> AsyncIterator[Any]:
             nonlocal pending, more
             chunk, sent = first, 0
-            yield COPY_HEADER
             while True:
-                payload = memoryview(chunk.payload or b"")[len(COPY_HEADER) : -len(COPY_TRAILER)]
+                payload = chunk.payload or b""
                 async for piece in pieces(payload):
                     yield piece
                 run.rows += chunk.rows
@@ -749,10 +748,9 @@ async def _stream(
                     pending, more = following, following is not None
                     break
                 chunk = following
-            yield COPY_TRAILER
 
         async with _round_trip(conn, request, "COPY", chunk=run, writer=writer):
-            await writer.send_stream(conn, body())
+            await writer.send_stream(conn, copy_data(rows()))
         if pending is None and more:
             pending = await anext(chunks, None)
 

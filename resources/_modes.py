@@ -15,6 +15,7 @@ from typing import Any, get_args
 
 import asyncpg
 
+from ._binary_copy import copy_data
 from ._catalog import TableInfo
 from ._identifiers import column_list, quote_ident
 from ._quarantine import Rejected
@@ -54,7 +55,7 @@ class ModeWriter:
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         raise NotImplementedError
 
-    async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
+    async def send_payload(self, conn: asyncpg.Connection, payload: bytes | memoryview) -> int:
         """Send a chunk already encoded for binary COPY (BINARY_COPY_MODES only)."""
         raise NotImplementedError
 
@@ -101,8 +102,8 @@ class CopyWriter(ModeWriter):
         )
         return len(records)
 
-    async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
-        return await self.send_stream(conn, pieces(payload))
+    async def send_payload(self, conn: asyncpg.Connection, payload: bytes | memoryview) -> int:
+        return await self.send_stream(conn, copy_data(pieces(payload)))
 
     @property
     def streams(self) -> bool:
@@ -201,10 +202,10 @@ class StagedWriter(ModeWriter):
             return 0
         return await self._apply(conn)
 
-    async def send_payload(self, conn: asyncpg.Connection, payload: bytes) -> int:
+    async def send_payload(self, conn: asyncpg.Connection, payload: bytes | memoryview) -> int:
         if not self.apply_once:
             await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
-        await self.send_stream(conn, pieces(payload))
+        await self.send_stream(conn, copy_data(pieces(payload)))
         if self.apply_once:
             return 0
         return await self._apply(conn)

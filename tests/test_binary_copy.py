@@ -32,7 +32,7 @@ from test_types import contract_columns
 
 from resources import _binary_columns
 from resources._binary_columns import _all_json
-from resources._binary_copy import encode_frame, frame_to_values
+from resources._binary_copy import copy_file, encode_frame, frame_to_values
 from resources._catalog import TableInfo, describe_table
 from resources._convert import frame_to_records
 from resources.errors import BadValueError
@@ -69,7 +69,7 @@ class Twin:
         assert self.info is not None
         return self.info
 
-    def encode(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> bytes | None:
+    def encode(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> memoryview | None:
         assert self.info is not None
         return encode_frame(
             frame, self.info, list(frame.columns), row_offset=ROW_OFFSET, not_null=not_null
@@ -87,14 +87,16 @@ class Twin:
             frame, self.info, list(frame.columns), row_offset=ROW_OFFSET, not_null=not_null
         )
 
-    def load_fast(self, frame: pd.DataFrame, payload: bytes) -> list[tuple[str, ...]] | str:
+    def load_fast(
+        self, frame: pd.DataFrame, payload: bytes | memoryview
+    ) -> list[tuple[str, ...]] | str:
         return self._load(
             "fast",
             self.conn.copy_to_table(
                 "fast",
                 schema_name=self.schema,
                 columns=list(frame.columns),
-                source=io.BytesIO(payload),
+                source=io.BytesIO(copy_file(payload)),
                 format="binary",
             ),
         )
@@ -463,10 +465,11 @@ def test_pairs_without_a_fast_encoder_give_none_and_the_plain_path_still_works(
     assert len(twin.records(frame)) == len(frame)
 
 
-def test_payload_is_a_complete_binary_copy_file(twin: Twin) -> None:
+def test_payload_frames_into_a_complete_binary_copy_file(twin: Twin) -> None:
     twin.create({"v": "integer"})
-    payload = twin.encode(_frame(v=_s([7, None], "Int32")))
-    assert payload is not None
+    rows = twin.encode(_frame(v=_s([7, None], "Int32")))
+    assert rows is not None
+    payload = copy_file(rows)
     header = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
     row0 = (
         b"\x00\x02"
