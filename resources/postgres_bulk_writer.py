@@ -13,7 +13,9 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from ._engine import Commit, OnBadRows, Progress, WriteRequest, execute_write
+from ._engine import execute_write
+from ._progress import Progress
+from ._request import Commit, OnBadRows, WriteRequest
 from ._retry import backoff
 from ._session import Session, bridge
 from ._sources import Data

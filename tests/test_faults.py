@@ -467,7 +467,8 @@ def test_a_round_trip_stuck_on_a_lost_connection_fails_fast(dsn: str) -> None:
     """asyncpg waits for its transport to take more COPY data without noticing that the
     connection is gone (its flow-control event is never set again). Any round trip stuck like
     that is ended by the watchdog as a transient error, well before round_trip_timeout."""
-    from resources._engine import WriteRequest, _round_trip
+    from resources._guards import round_trip
+    from resources._request import WriteRequest
 
     request = WriteRequest(
         table="t",
@@ -492,7 +493,7 @@ def test_a_round_trip_stuck_on_a_lost_connection_fails_fast(dsn: str) -> None:
         started = time.monotonic()
         try:
             with pytest.raises(TransientWriteError, match="connection lost during COPY"):
-                async with _round_trip(conn, request, "COPY"):
+                async with round_trip(conn, request, "COPY"):
                     await killer.execute("SELECT pg_terminate_backend($1)", pid)
                     await asyncio.wait_for(never.wait(), timeout=30)
             return time.monotonic() - started

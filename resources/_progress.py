@@ -1,0 +1,58 @@
+"""A write's running totals, and the run-log line that reports them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._sequences import merge_maxima
+
+if TYPE_CHECKING:
+    from ._chunks import Chunk
+    from ._request import WriteRequest
+
+
+class Progress(Protocol):
+    def info(self, msg: str, *args: Any) -> Any: ...
+
+
+@dataclass(slots=True)
+class Stats:
+    rows: int = 0
+    affected: int = 0
+    chunks: int = 0
+    duplicates: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    rejects_table: str | None = None
+    created: bool = False
+    columns: tuple[str, ...] = ()
+    table: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    maxima: dict[str, int] = field(default_factory=dict)
+
+    def add(self, chunk: Chunk, affected: int) -> None:
+        self.rows += chunk.rows
+        self.affected += affected
+        self.chunks += 1
+        self.duplicates += chunk.duplicates
+        self.rejected += len(chunk.rejects)
+        self.rejects_table = chunk.rejects_table or self.rejects_table
+        merge_maxima(self.maxima, chunk.maxima)
+
+
+def report(log: Progress, request: WriteRequest, stats: Stats) -> None:
+    elapsed = time.perf_counter() - stats.started
+    rate = stats.rows / elapsed if elapsed > 0 else 0.0
+    log.info(
+        "%s: chunk %d written (%s): %s rows so far, %s rows/s%s",
+        stats.table or request.display,
+        stats.chunks,
+        request.mode,
+        f"{stats.rows:,}",
+        f"{rate:,.0f}",
+        f"; {stats.rejected:,} bad rows set aside in {stats.rejects_table}"
+        if stats.rejected
+        else "",
+    )
