@@ -19,6 +19,8 @@ from .errors import SchemaMismatchError
 if TYPE_CHECKING:
     import asyncpg
 
+    from ._modes import WriteMode
+
 # Domains resolve to their base type; arrays report their element type. A column's sequence
 # is the one serial or identity owns, else the one its DEFAULT draws from (a sequence shared
 # by several tables, or a serial column of a partition, which PostgreSQL 13 to 16 do not
@@ -153,7 +155,7 @@ def check_columns(
     info: TableInfo,
     data_columns: Sequence[str],
     *,
-    mode: str,
+    mode: WriteMode,
     key_columns: Sequence[str] = (),
 ) -> None:
     """Raise one error listing every difference between the data and the table."""
@@ -166,11 +168,11 @@ def check_columns(
         for c in data_columns
         if c in info.columns
         and info.columns[c].identity_always
-        and not (mode == "update" and c in key_columns)
+        and not (not mode.inserts and c in key_columns)
     ]
     missing = (
         []
-        if mode == "update"
+        if not mode.inserts
         else [c.name for c in info.columns.values() if c.required and c.name not in data_columns]
     )
     problems = []
@@ -194,7 +196,7 @@ def check_columns(
 
 
 def check_key_columns(
-    info: TableInfo, data_columns: Sequence[str], key_columns: Sequence[str], *, mode: str
+    info: TableInfo, data_columns: Sequence[str], key_columns: Sequence[str], *, mode: WriteMode
 ) -> None:
     absent = [k for k in key_columns if k not in data_columns]
     if absent:
@@ -203,15 +205,15 @@ def check_key_columns(
             f"(data columns: {list(data_columns)})",
             table=info.display,
         )
-    if mode == "update" and set(data_columns) == set(key_columns):
+    if not mode.inserts and set(data_columns) == set(key_columns):
         raise SchemaMismatchError(
-            f"mode='update' on {info.display}: the data has only the key columns "
+            f"mode={mode.name!r} on {info.display}: the data has only the key columns "
             f"{list(key_columns)}, so there is nothing to update",
             table=info.display,
         )
-    if mode == "upsert" and frozenset(key_columns) not in info.unique_keys:
+    if mode.needs_unique_key and frozenset(key_columns) not in info.unique_keys:
         raise SchemaMismatchError(
-            f"mode='upsert' on {info.display} needs a primary key or unique index on exactly "
+            f"mode={mode.name!r} on {info.display} needs a primary key or unique index on exactly "
             f"{list(key_columns)}; the table has "
             f"{[sorted(k) for k in info.unique_keys] or 'none'}",
             table=info.display,

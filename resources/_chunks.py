@@ -14,7 +14,6 @@ import pandas as pd
 
 from ._binary_copy import encode_frame, frame_to_values
 from ._catalog import TableInfo
-from ._modes import BINARY_COPY_MODES, STAGED_MODES
 from ._quarantine import Rejected, convert_keeping_good_rows
 from ._request import WriteRequest
 from ._sequences import column_maxima, sequence_columns
@@ -58,7 +57,7 @@ async def prepared_chunks(
 ) -> AsyncIterator[Chunk]:
     offset = 0
     not_null = request.key_columns
-    sequenced = sequence_columns(info, columns, request.mode)
+    sequenced = sequence_columns(info, columns, request.write_mode)
     async for frame in frames:
         if frame.empty:
             continue
@@ -97,14 +96,14 @@ async def prepared_chunks(
                 positions=positions if rejects else None,
                 rejects=rejects,
             )
-        elif request.mode in BINARY_COPY_MODES:
+        elif request.write_mode.binary_copy:
             kept = frame
             prepared = await asyncio.to_thread(encode, frame, offset)
         else:
             kept = frame
             records = await asyncio.to_thread(convert, frame, offset)
             prepared = Chunk(offset, records, 0, rows=len(records))
-        if request.mode in STAGED_MODES:
+        if request.write_mode.staged:
             keys = list(request.key_columns)
             prepared.duplicates = int(kept.duplicated(subset=keys, keep="last").sum())
         if sequenced:

@@ -14,7 +14,7 @@ import asyncpg
 from ._catalog import TableInfo
 from ._chunks import Chunk, Prefetch, first_and_rest, prepared_chunks
 from ._guards import connection, round_trip, transaction
-from ._modes import ModeWriter, StagedWriter, make_writer
+from ._mode_writer import ModeWriter
 from ._progress import Progress, Stats, report
 from ._quarantine import record_rejects, rejects_table_name
 from ._request import WriteRequest
@@ -22,6 +22,7 @@ from ._retry import sleep_before_retry
 from ._send import send, stream
 from ._sequences import advance_sequences
 from ._sources import is_replayable
+from ._staged_writers import StagedWriter
 from ._target import clear, data_columns, resolve_target
 from .errors import BulkWriteError, TransientWriteError, WriteTimeoutError
 from .write_result import WriteResult
@@ -239,8 +240,7 @@ async def _begin_writer(
 ) -> ModeWriter:
     """The mode's writer, begun. ``fresh``: the table was TRUNCATEd or created earlier in
     this transaction."""
-    writer = make_writer(
-        request.mode,
+    writer = request.write_mode.writer.for_write(
         info,
         columns,
         key_columns=request.key_columns,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ._modes import STAGED_MODES, ModeWriter
+from ._mode_writer import ModeWriter
 from ._request import WriteRequest
 from ._retry import is_transient
 from ._translate import translate
@@ -197,7 +197,7 @@ async def commit_transaction(
         async with round_trip(conn, request, "COMMIT"):
             await transaction.commit()
     except TransientWriteError as exc:
-        if request.mode in STAGED_MODES or request.replace is not False:
+        if request.write_mode.rerun_safe or request.replace is not False:
             raise  # running it again converges on the same rows
         raise OutcomeUnknownError(
             f"the connection was lost during COMMIT of a {request.mode} into "

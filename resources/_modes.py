@@ -1,403 +1,80 @@
-"""How each write mode sends one chunk of rows.
-
-``copy``, ``executemany`` and ``insert`` append. ``update`` and ``upsert`` load the chunk into a
-temporary staging table by binary COPY and apply it with one set-based statement, the last row
-winning where a key repeats.
-"""
+"""The write modes: each one object that says everything about itself. The rest of the code
+asks the mode (``request.write_mode.staged``) instead of testing names; adding a mode means
+its writer class and one entry here."""
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, get_args
+from dataclasses import dataclass
 
-import asyncpg
+from ._append_writers import CopyWriter, ExecutemanyWriter, InsertWriter
+from ._mode_writer import ModeWriter
+from ._staged_writers import UpdateWriter, UpsertWriter
 
-from ._binary_copy import copy_data
-from ._catalog import TableInfo
-from ._identifiers import column_list, quote_ident
-from ._quarantine import Rejected
-from ._retry import is_data_error
-from .write_result import Mode
-
-MODES: tuple[str, ...] = get_args(Mode)
-# Modes that stage rows and match them on key columns; running one again converges on the
-# same table, so they are safe to retry even when a COMMIT's outcome is unknown.
-STAGED_MODES = frozenset({"update", "upsert"})
-# Modes whose rows travel by COPY (into the table or the stage): they take a chunk already
-# encoded for binary COPY.
-BINARY_COPY_MODES = frozenset({"copy", "update", "upsert"})
-# Pieces of an encoded chunk handed to the driver: big enough to keep the socket busy, small
-# enough not to copy the payload again.
-_PIECE = 1 << 20
-# PostgreSQL's wire protocol numbers bind parameters with an int16: 32,767 per statement.
-MAX_BIND_PARAMS = 32_767
-# Bind parameters per multi-row INSERT. Measured on PostgreSQL 18 with asyncpg, 200k rows:
-# narrow (2 columns) 489k rows/s at 2,000 parameters, 290k at 3,000 and up; wide (10
-# columns) 92k at 2,000, 55k at 2,500 and up. Past ~2,000 a statement costs more than the
-# round trips it saves.
-INSERT_BIND_PARAMS = 2_000
-# A table has at most 1,600 columns (MaxHeapAttributeNumber).
-MAX_COLUMNS = 1_600
+__all__ = ["MODES", "WriteMode", "write_mode"]
 
 
-@dataclass(slots=True)
-class ModeWriter:
-    info: TableInfo
-    columns: Sequence[str]
-    timeout: float | None
+@dataclass(frozen=True, slots=True)
+class WriteMode:
+    """One way of writing rows."""
 
-    async def begin(self, conn: asyncpg.Connection) -> None:
-        """Run once per transaction, before the first chunk."""
-
-    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
-        raise NotImplementedError
-
-    async def send_payload(self, conn: asyncpg.Connection, payload: bytes | memoryview) -> int:
-        """Send a chunk already encoded for binary COPY (BINARY_COPY_MODES only)."""
-        raise NotImplementedError
+    name: str
+    writer: type[ModeWriter]
+    #: One line for docs and errors.
+    summary: str
+    #: Running it again adds its rows again. Such a write is never sent again after a COMMIT
+    #: whose outcome is unknown, and never retried by a Dagster step.
+    appends: bool = True
+    #: Inserts rows: NOT NULL columns without a default must be given, serial and identity
+    #: columns written with values move their sequences. ``update`` only changes rows.
+    inserts: bool = True
+    #: Rows go to a staging table and are matched on ``key_columns`` when applied.
+    staged: bool = False
+    #: Needs a unique index on exactly ``key_columns`` (ON CONFLICT needs one to arbitrate).
+    needs_unique_key: bool = False
+    #: Rows travel as binary COPY (into the table or the stage): chunks are encoded whole
+    #: columns at a time.
+    binary_copy: bool = False
 
     @property
-    def streams(self) -> bool:
-        """Whether :meth:`send_stream` takes several encoded chunks in one COPY."""
-        return False
-
-    async def send_stream(
-        self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
-    ) -> int:
-        """One COPY of a binary stream (header, rows of many chunks, trailer); the rows it
-        wrote (staged: 0, applied at :meth:`finish`)."""
-        raise NotImplementedError
-
-    async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
-        """Run once after the last chunk, before COMMIT: (rows affected, duplicate keys
-        resolved) by the work deferred until then, or None if nothing was deferred."""
-        return None
-
-    def insert_sql(self, rows: int = 1) -> str:
-        width = len(self.columns)
-        values = ", ".join(
-            "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
-            for r in range(rows)
-        )
-        return f"INSERT INTO {self.info.qualified} ({column_list(self.columns)}) VALUES {values}"
-
-
-@dataclass(slots=True)
-class CopyWriter(ModeWriter):
-    #: COPY ... FREEZE: the table was emptied by TRUNCATE or created in this transaction, so
-    #: its rows can be written already frozen and all-visible. Readers then set no hint bits
-    #: (the first scan after a plain load dirties every page) and VACUUM has nothing to freeze.
-    freeze: bool = False
-
-    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
-        await conn.copy_records_to_table(
-            self.info.name,
-            schema_name=self.info.schema,
-            columns=list(self.columns),
-            records=records,
-            timeout=self.timeout,
-        )
-        return len(records)
-
-    async def send_payload(self, conn: asyncpg.Connection, payload: bytes | memoryview) -> int:
-        return await self.send_stream(conn, copy_data(pieces(payload)))
+    def needs_keys(self) -> bool:
+        return self.staged
 
     @property
-    def streams(self) -> bool:
-        return True
-
-    async def send_stream(
-        self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
-    ) -> int:
-        status = await conn.copy_to_table(
-            self.info.name,
-            schema_name=self.info.schema,
-            columns=list(self.columns),
-            source=source,
-            format="binary",
-            freeze=self.freeze or None,
-            timeout=self.timeout,
-        )
-        return int(status.rsplit(" ", 1)[-1])
+    def rerun_safe(self) -> bool:
+        """Running the same write twice leaves the table as running it once."""
+        return not self.appends
 
 
-class ExecutemanyWriter(ModeWriter):
-    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
-        await conn.executemany(self.insert_sql(), records, timeout=self.timeout)
-        return len(records)
+MODES: dict[str, WriteMode] = {
+    mode.name: mode
+    for mode in (
+        WriteMode("copy", CopyWriter, "binary COPY ... FROM STDIN", binary_copy=True),
+        WriteMode("executemany", ExecutemanyWriter, "one prepared INSERT, pipelined"),
+        WriteMode("insert", InsertWriter, "multi-row INSERT ... VALUES"),
+        WriteMode(
+            "update",
+            UpdateWriter,
+            "staged, then one UPDATE ... FROM matched on key_columns",
+            appends=False,
+            inserts=False,
+            staged=True,
+            binary_copy=True,
+        ),
+        WriteMode(
+            "upsert",
+            UpsertWriter,
+            "staged, then one INSERT ... ON CONFLICT (key_columns) DO UPDATE",
+            appends=False,
+            staged=True,
+            needs_unique_key=True,
+            binary_copy=True,
+        ),
+    )
+}
 
 
-@dataclass(slots=True)
-class InsertWriter(ModeWriter):
-    _sql: dict[int, str] = field(default_factory=dict)
-    #: Rows of the chunk before the statement in flight: bind parameter $n of a failing
-    #: statement is row batch_start + (n - 1) // width of the chunk.
-    batch_start: int = 0
-
-    @property
-    def rows_per_statement(self) -> int:
-        return max(1, INSERT_BIND_PARAMS // max(1, len(self.columns)))
-
-    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
-        step = self.rows_per_statement
-        for start in range(0, len(records), step):
-            self.batch_start = start
-            batch = records[start : start + step]
-            args = [value for row in batch for value in row]
-            sql = self._sql.get(len(batch)) or self._sql.setdefault(
-                len(batch), self.insert_sql(len(batch))
-            )
-            await conn.execute(sql, *args, timeout=self.timeout)
-        return len(records)
-
-
-@dataclass(slots=True)
-class StagedWriter(ModeWriter):
-    key_columns: Sequence[str] = ()
-    #: Stage every chunk and apply them all in one statement at finish(): the write then
-    #: locks its rows in key order whatever the chunk order, so concurrent writers of
-    #: overlapping keys cannot deadlock. Off for per-chunk commits, which apply each chunk
-    #: in its own transaction.
-    apply_once: bool = False
-    #: on_bad_rows="quarantine": rows the apply refuses are set aside (in ``rejected``) one
-    #: by one, and the rest applied, still in one statement in key order.
-    quarantine: bool = False
-    stage: str = ""
-    order: str = ""
-    #: Global row number of each staged row, in staging order (quarantine only).
-    positions: list[int] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-
-    async def begin(self, conn: asyncpg.Connection) -> None:
-        self.stage = f"bulk_stage_{uuid.uuid4().hex[:12]}"
-        # Same column types as the target (typmods and domains included), none of its
-        # constraints; dropped at COMMIT or ROLLBACK.
-        await conn.execute(
-            f"CREATE TEMP TABLE {quote_ident(self.stage)} ON COMMIT DROP AS "
-            f"SELECT {column_list(self.columns)} FROM {self.info.qualified} WITH NO DATA",
-            timeout=self.timeout,
-        )
-        if len(self.columns) >= MAX_COLUMNS:
-            # No room for an order column: a temp table filled only by COPY stores its rows
-            # in insertion order, so their physical position orders them as well.
-            self.order = "ctid"
-            return
-        self.order = quote_ident(_unused_name("bulk_row_order", self.columns))
-        await conn.execute(
-            f"ALTER TABLE {quote_ident(self.stage)} ADD COLUMN "
-            f"{self.order} bigint GENERATED ALWAYS AS IDENTITY",
-            timeout=self.timeout,
-        )
-
-    async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
-        if not self.apply_once:
-            await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
-        await conn.copy_records_to_table(
-            self.stage, columns=list(self.columns), records=records, timeout=self.timeout
-        )
-        if self.apply_once:
-            return 0
-        return await self._apply(conn)
-
-    async def send_payload(self, conn: asyncpg.Connection, payload: bytes | memoryview) -> int:
-        if not self.apply_once:
-            await conn.execute(f"TRUNCATE {quote_ident(self.stage)}", timeout=self.timeout)
-        await self.send_stream(conn, copy_data(pieces(payload)))
-        if self.apply_once:
-            return 0
-        return await self._apply(conn)
-
-    @property
-    def streams(self) -> bool:
-        return self.apply_once
-
-    async def send_stream(
-        self, conn: asyncpg.Connection, source: AsyncIterator[bytes | memoryview]
-    ) -> int:
-        await conn.copy_to_table(
-            self.stage,
-            columns=list(self.columns),
-            source=source,
-            format="binary",
-            timeout=self.timeout,
-        )
-        return 0
-
-    async def finish(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
-        if not self.apply_once:
-            return None
-        while True:
-            # Under a savepoint: if the server refuses a row, the stage is still there to
-            # find which one.
-            savepoint = conn.transaction()
-            await savepoint.start()
-            try:
-                counts = await conn.fetchrow(self.counted_apply_sql(), timeout=self.timeout)
-            except asyncpg.PostgresError as exc:
-                await savepoint.rollback()
-                if not is_data_error(exc) or self.order == "ctid":
-                    raise
-                failing = await self._first_failing_row(conn)
-                if failing is None or not self.quarantine:
-                    exc.input_row = None if failing is None else failing[0] - 1
-                    raise
-                await self._set_aside(conn, *failing)
-                continue
-            await savepoint.commit()
-            return int(counts["affected"]), int(counts["duplicates"])
-
-    async def _set_aside(
-        self, conn: asyncpg.Connection, order: int, error: asyncpg.PostgresError
-    ) -> None:
-        """Move the staged row numbered ``order`` out of the stage into ``rejected``."""
-        stage = quote_ident(self.stage)
-        row = await conn.fetchrow(
-            f"SELECT row_to_json(r)::text AS data, "
-            f"(SELECT count(*) FROM {stage} WHERE {self.order} <= $1) AS rank "
-            f"FROM (SELECT {column_list(self.columns)} FROM {stage} "
-            f"WHERE {self.order} = $1) AS r",
-            order,
-            timeout=self.timeout,
-        )
-        await conn.execute(f"DELETE FROM {stage} WHERE {self.order} = $1", order)
-        position = self.positions.pop(int(row["rank"]) - 1)
-        self.rejected.append(Rejected.from_error(position, error, json.loads(row["data"])))
-
-    async def _apply(self, conn: asyncpg.Connection, upto: int | None = None) -> int:
-        status = await conn.execute(self.apply_sql(upto), timeout=self.timeout)
-        return int(status.rsplit(" ", 1)[-1])
-
-    async def _first_failing_row(
-        self, conn: asyncpg.Connection
-    ) -> tuple[int, asyncpg.PostgresError] | None:
-        """Bisect on the staged rows that the apply uses (the last per key, numbered in
-        input order): the smallest n such that applying rows 1..n fails names the row, in
-        about log2(rows) applies, each rolled back and each in key order like the apply
-        itself. Returns n and the server's error for it."""
-        high = await conn.fetchval(
-            f"SELECT max({self.order}) FROM {quote_ident(self.stage)}", timeout=self.timeout
-        )
-        low = 1
-        error = None if high is None else await self._fails(conn, high)
-        if high is None or error is None:
-            return None
-        while low < high:
-            middle = (low + high) // 2
-            if (failed := await self._fails(conn, middle)) is not None:
-                high, error = middle, failed
-            else:
-                low = middle + 1
-        return int(low), error
-
-    async def _fails(self, conn: asyncpg.Connection, upto: int) -> asyncpg.PostgresError | None:
-        probe = conn.transaction()
-        await probe.start()
-        try:
-            await self._apply(conn, upto)
-        except asyncpg.PostgresError as exc:
-            if not is_data_error(exc):
-                raise
-            return exc
-        finally:
-            await probe.rollback()
-        return None
-
-    def latest_per_key(self, upto: int | None = None) -> str:
-        """The last staged row of each key; with ``upto``, only those among the first
-        ``upto`` rows staged."""
-        keys = column_list(self.key_columns)
-        order_output = "" if self.order == "ctid" else f", {self.order}"
-        where = "" if upto is None else f" WHERE s.{self.order} <= {int(upto)}"
-        # Rows were staged in input order, so the highest order number is the last row given.
-        return (
-            f"SELECT * FROM (SELECT DISTINCT ON ({keys}) {column_list(self.columns)}"
-            f"{order_output} FROM {quote_ident(self.stage)} "
-            f"ORDER BY {keys}, {self.order} DESC) AS s{where}"
-        )
-
-    def apply_sql(self, upto: int | None = None) -> str:
-        return self.apply_from(f"({self.latest_per_key(upto)})")
-
-    def counted_apply_sql(self) -> str:
-        """The apply and its counts in one statement: rows affected, and staged rows that a
-        later row of the same key overrode (one pass over the stage, not two)."""
-        return (
-            f"WITH bulk_latest AS MATERIALIZED ({self.latest_per_key()}), "
-            f"bulk_applied AS ({self.apply_from('bulk_latest')} RETURNING 1) "
-            "SELECT (SELECT count(*) FROM bulk_applied) AS affected, "
-            f"(SELECT count(*) FROM {quote_ident(self.stage)}) "
-            "- (SELECT count(*) FROM bulk_latest) AS duplicates"
-        )
-
-    def apply_from(self, source: str) -> str:
-        """The statement applying the rows of ``source`` (a relation, aliased ``s``)."""
-        raise NotImplementedError
-
-
-class UpdateWriter(StagedWriter):
-    def apply_from(self, source: str) -> str:
-        values = [c for c in self.columns if c not in self.key_columns]
-        assignments = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in values)
-        match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.key_columns)
-        return (
-            f"UPDATE {self.info.qualified} AS t SET {assignments} FROM {source} AS s WHERE {match}"
-        )
-
-
-class UpsertWriter(StagedWriter):
-    def apply_from(self, source: str) -> str:
-        keys = column_list(self.key_columns)
-        values = [c for c in self.columns if c not in self.key_columns]
-        action = (
-            "DO UPDATE SET "
-            + ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in values)
-            if values
-            else "DO NOTHING"
-        )
-        # Rows go in key order, so concurrent upserts of overlapping keys take their row locks
-        # in the same order and do not deadlock each other.
-        return (
-            f"INSERT INTO {self.info.qualified} ({column_list(self.columns)}) "
-            f"SELECT {column_list(self.columns)} FROM {source} AS s "
-            f"ORDER BY {keys} ON CONFLICT ({keys}) {action}"
-        )
-
-
-async def pieces(payload: bytes | memoryview) -> AsyncIterator[memoryview]:
-    view = memoryview(payload)
-    for start in range(0, len(view), _PIECE):
-        yield view[start : start + _PIECE]
-
-
-def _unused_name(base: str, taken: Sequence[str]) -> str:
-    name, n = base, 0
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
-
-
-def make_writer(
-    mode: str,
-    info: TableInfo,
-    columns: Sequence[str],
-    *,
-    key_columns: Sequence[str],
-    timeout: float | None,
-    apply_once: bool = False,
-    quarantine: bool = False,
-    freeze: bool = False,
-) -> ModeWriter:
-    if mode == "copy":
-        return CopyWriter(info, columns, timeout, freeze)
-    writers: dict[str, type[ModeWriter]] = {
-        "executemany": ExecutemanyWriter,
-        "insert": InsertWriter,
-    }
-    if mode in writers:
-        return writers[mode](info, columns, timeout)
-    staged = UpdateWriter if mode == "update" else UpsertWriter
-    return staged(info, columns, timeout, key_columns, apply_once, quarantine)
+def write_mode(name: str) -> WriteMode:
+    try:
+        return MODES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {name!r}") from None

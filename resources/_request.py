@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._identifiers import check_identifier
-from ._modes import MODES, STAGED_MODES
+from ._modes import WriteMode, write_mode
 from .errors import SchemaMismatchError
 from .key_range import KeyRange
 from .write_result import Mode
@@ -36,18 +36,17 @@ class WriteRequest:
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything connects."""
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        mode = write_mode(self.mode)
         if self.commit not in ("write", "chunk"):
             raise ValueError(f"commit must be 'write' or 'chunk', got {self.commit!r}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
-        if self.mode in STAGED_MODES and not self.key_columns:
+        if mode.needs_keys and not self.key_columns:
             raise SchemaMismatchError(
                 f"mode={self.mode!r} needs key_columns to match rows of {self.display}",
                 table=self.display,
             )
-        if self.replace is not False and (self.commit == "chunk" or self.mode in STAGED_MODES):
+        if self.replace is not False and (self.commit == "chunk" or not mode.appends):
             raise ValueError(
                 "replace empties the table (or the KeyRange) inside the write's one "
                 "transaction: it needs commit='write' and an appending mode, got "
@@ -72,6 +71,10 @@ class WriteRequest:
             check_identifier(column, what="column name")
         if isinstance(self.replace, KeyRange):
             check_identifier(self.replace.column, what="KeyRange column")
+
+    @property
+    def write_mode(self) -> WriteMode:
+        return write_mode(self.mode)
 
     @property
     def display(self) -> str:

@@ -13,10 +13,11 @@ import asyncpg
 from ._binary_copy import copy_data
 from ._chunks import Chunk, Prefetch
 from ._guards import round_trip
-from ._modes import ModeWriter, StagedWriter, pieces
+from ._mode_writer import ModeWriter, pieces
 from ._progress import Progress, Stats, report
 from ._quarantine import record_rejects, rejects_table_name, send_keeping_good_rows
 from ._request import WriteRequest
+from ._staged_writers import StagedWriter
 
 # One COPY statement carries at most this much: a statement stays well inside
 # round_trip_timeout, and a failure re-sends little.

@@ -15,6 +15,8 @@ from ._locks import SEQUENCE
 if TYPE_CHECKING:
     import asyncpg
 
+    from ._modes import WriteMode
+
 
 _SEQUENCE_SQL = """
 SELECT has_sequence_privilege(s.seq, 'SELECT') AND has_sequence_privilege(s.seq, 'UPDATE')
@@ -24,10 +26,10 @@ FROM (SELECT $1::regclass AS seq) s JOIN pg_sequence p ON p.seqrelid = s.seq
 """
 
 
-def sequence_columns(info: TableInfo, columns: Sequence[str], mode: str) -> tuple[str, ...]:
+def sequence_columns(info: TableInfo, columns: Sequence[str], mode: WriteMode) -> tuple[str, ...]:
     """The written columns whose default draws from a sequence; none for ``update``, which
     adds no rows."""
-    if mode == "update":
+    if not mode.inserts:
         return ()
     return tuple(name for name in columns if info.columns[name].sequence)
 

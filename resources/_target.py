@@ -16,7 +16,6 @@ from ._catalog import (
 from ._guards import round_trip
 from ._identifiers import check_identifier, quote_ident
 from ._locks import CREATE, SLICE, lock
-from ._modes import STAGED_MODES
 from ._progress import Stats
 from ._request import WriteRequest
 from .errors import SchemaMismatchError, TerminalWriteError
@@ -73,15 +72,15 @@ async def resolve_target(
         info = await describe_table(conn, request.table, schema=request.schema)
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
-    check_columns(info, columns, mode=request.mode, key_columns=request.key_columns)
+    check_columns(info, columns, mode=request.write_mode, key_columns=request.key_columns)
     if isinstance(request.replace, KeyRange) and request.replace.column not in columns:
         raise SchemaMismatchError(
             f"replace={request.replace} for {request.display}: the data has no column "
             f"{request.replace.column!r}, so its rows cannot be checked against the range",
             table=request.display,
         )
-    if request.mode in STAGED_MODES:
-        check_key_columns(info, columns, request.key_columns, mode=request.mode)
+    if request.write_mode.needs_keys:
+        check_key_columns(info, columns, request.key_columns, mode=request.write_mode)
     stats.columns = columns
     stats.table = info.display
     return info, columns

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from ._modes import InsertWriter, ModeWriter
+from ._append_writers import InsertWriter
+from ._mode_writer import ModeWriter
 from ._request import WriteRequest
 from ._retry import is_data_error, is_transient
 from .errors import (

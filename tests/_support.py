@@ -11,8 +11,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-MODES = ["copy", "executemany", "insert", "update", "upsert"]
-KEYED = ("update", "upsert")
+from resources._modes import MODES as _REGISTRY
+
+# Every write mode, from the registry: a new mode is tested by every suite that uses these.
+MODES = list(_REGISTRY)
+KEYED = tuple(name for name, mode in _REGISTRY.items() if mode.needs_keys)
 
 
 def q(name: str) -> str:

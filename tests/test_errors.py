@@ -19,12 +19,11 @@ import asyncpg
 import numpy as np
 import pandas as pd
 import pytest
+from _support import KEYED, MODES
 
 from resources import BadValueError, PostgresBulkWriter, SchemaMismatchError
 
-MODES = ["copy", "executemany", "insert", "update", "upsert"]
 APPENDING = ["copy", "executemany", "insert"]
-KEYED = ("update", "upsert")
 
 
 def snapshot(db: Any, schema: str, table: str = "t") -> list[tuple]:

@@ -10,11 +10,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from _support import KEYED, MODES
 
 from resources import PostgresBulkWriter
-
-MODES = ["copy", "executemany", "insert", "update", "upsert"]
-KEYED = ("update", "upsert")
 
 HOSTILE = {
     "double-quote": 'we"ird',

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _support import MODES
 
 from resources import BadValueError, PostgresBulkWriter, SchemaMismatchError
-
-MODES = ["copy", "executemany", "insert", "update", "upsert"]
 
 
 def items(db: Any, schema: str, rows: int = 10) -> None:

@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _support import KEYED, MODES
 
 from resources import PostgresBulkWriter, SchemaMismatchError, TerminalWriteError
 
-MODES = ["copy", "executemany", "insert", "update", "upsert"]
-KEYED = ("update", "upsert")
 CHUNK_ROWS = 5_000
 
 

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _support import MODES
 
 from resources import PostgresBulkWriter
 
-MODES = ["copy", "executemany", "insert", "update", "upsert"]
 ROWS = 100_000
 SEED = 20_240_501
 NULL_SHARE = 0.1
