@@ -49,6 +49,11 @@ class FetchError(Exception):
         self.column = column
         self.transient = transient
 
+    @property
+    def retryable(self) -> bool:
+        """Whether fetching again may succeed: the same rule the writer's errors follow."""
+        return self.transient
+
 
 @dataclass(frozen=True, slots=True)
 class Where:

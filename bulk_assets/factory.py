@@ -23,7 +23,7 @@ from dagster import (
     define_asset_job,
 )
 
-from resources import TransientWriteError
+from resources import BulkWriteError
 
 from .checks import build_checks
 from .fetch import FetchError
@@ -33,10 +33,6 @@ from .partitions import partitions_definition
 from .specs import DatasetSpec, TimePartitions
 
 __all__ = ["build_asset", "build_definitions", "build_schedule"]
-
-# Modes whose re-run converges on the same table: a failed step may simply run again. An
-# append (copy / executemany / insert) re-run after a lost COMMIT could add its rows twice.
-_IDEMPOTENT = frozenset({"replace-partition", "update", "upsert"})
 
 
 def build_asset(spec: DatasetSpec) -> AssetsDefinition:
@@ -80,12 +76,12 @@ def _asset(
             loads = load_dataset(
                 spec, writer, context.resources.fetcher, partition_keys=keys, log=context.log
             )
-        except (TransientWriteError, FetchError) as exc:
-            # A bad value or a bad declaration would fail the same way again: only transient
-            # failures of an idempotent load retry the step.
-            # The writer already retried within the step; a step retry waits longer, for a
-            # server that is restarting or failing over.
-            if spec.mode in _IDEMPOTENT and getattr(exc, "transient", True):
+        except (BulkWriteError, FetchError) as exc:
+            # One rule for the writer's retries and the step's: a retryable error of a load
+            # that converges when run again retries the step. The writer already retried
+            # within the step; a step retry waits longer, for a server that is restarting or
+            # failing over. Appending loads never run twice: their COMMIT may have landed.
+            if exc.retryable and spec.dataset_mode.rerun_safe:
                 raise RetryRequested(
                     max_retries=spec.step_retries, seconds_to_wait=spec.step_retry_wait
                 ) from exc

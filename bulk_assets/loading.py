@@ -57,7 +57,7 @@ def load_dataset(
             create=spec.create,
             on_bad_rows=spec.on_bad_rows,
             rejects_table=spec.rejects_table,
-            **_mode_options(spec, partition.range),
+            **spec.dataset_mode.write_options(partition.range, spec.key_columns),
         )
         loads.append(PartitionLoad(key, result))
         log.info(
@@ -65,7 +65,7 @@ def load_dataset(
             result.table,
             "" if key is None else f" partition {key}",
             f"{result.rows:,}",
-            "replaced" if spec.mode == "replace-partition" else f"written ({result.mode})",
+            "replaced" if spec.dataset_mode.replaces else f"written ({result.mode})",
             result.seconds,
             f"{result.rows_per_second:,.0f}",
             f", {result.rows_deleted:,} old rows removed" if result.rows_deleted else "",
@@ -79,12 +79,6 @@ def load_dataset(
                 result.rejects_table,
             )
     return loads
-
-
-def _mode_options(spec: DatasetSpec, key_range: KeyRange | None) -> dict[str, Any]:
-    if spec.mode == "replace-partition":
-        return {"mode": "copy", "replace": key_range if key_range is not None else True}
-    return {"mode": spec.mode, "key_columns": spec.key_columns}
 
 
 def run_ddl(writer: PostgresBulkWriter, spec: DatasetSpec) -> None:

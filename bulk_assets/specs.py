@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from resources import check_identifier
 
+from .dataset_modes import DATASET_MODES, DatasetModeInfo
+
 __all__ = [
     "ChecksSpec",
     "ChunkPartitions",
@@ -216,7 +218,7 @@ class DatasetSpec(_Spec):
 
     @model_validator(mode="after")
     def check_consistent(self) -> DatasetSpec:
-        if self.mode in ("update", "upsert") and not self.key_columns:
+        if self.dataset_mode.needs_keys and not self.key_columns:
             raise ValueError(f"mode {self.mode!r} needs key_columns")
         if self.schedule is not None and isinstance(self.partitions, ChunkPartitions):
             raise ValueError(
@@ -224,6 +226,10 @@ class DatasetSpec(_Spec):
                 "schedule a time-partitioned or unpartitioned dataset"
             )
         return self
+
+    @property
+    def dataset_mode(self) -> DatasetModeInfo:
+        return DATASET_MODES[self.mode]
 
     @property
     def display(self) -> str:
@@ -239,4 +245,4 @@ class DatasetSpec(_Spec):
     def checks_row_count(self) -> bool:
         if self.checks.row_count is not None:
             return self.checks.row_count
-        return self.mode == "replace-partition"
+        return self.dataset_mode.replaces

@@ -3,6 +3,8 @@
 from ._identifiers import check_identifier as check_identifier
 from ._identifiers import qualified as qualified
 from ._identifiers import quote_ident as quote_ident
+from ._modes import WRITE_MODES as WRITE_MODES
+from ._modes import WriteMode as WriteMode
 from .errors import BadValueError as BadValueError
 from .errors import BulkWriteError as BulkWriteError
 from .errors import OutcomeUnknownError as OutcomeUnknownError

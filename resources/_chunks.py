@@ -166,6 +166,9 @@ class Prefetch:
             maxsize=_PREFETCH
         )
         self._task: asyncio.Task[None] | None = None
+        #: The source's own exception, once it raised one: a COPY reading the source may
+        #: surface it as the driver's error, and the caller must see it unchanged.
+        self.failure: BaseException | None = None
 
     def __aiter__(self) -> Prefetch:
         if self._task is None:
@@ -193,6 +196,7 @@ class Prefetch:
         except asyncio.CancelledError:
             raise  # the consumer is gone; nobody would read the queue
         except BaseException as exc:  # handed to the consumer, which re-raises it
+            self.failure = exc
             await self._queue.put((None, exc))
 
     async def aclose(self) -> None:

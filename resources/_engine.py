@@ -24,7 +24,7 @@ from ._sequences import advance_sequences
 from ._sources import is_replayable
 from ._staged_writers import StagedWriter
 from ._target import clear, data_columns, resolve_target
-from .errors import BulkWriteError, TransientWriteError, WriteTimeoutError
+from .errors import BulkWriteError
 from .write_result import WriteResult
 
 if TYPE_CHECKING:
@@ -66,13 +66,6 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
         attempts=attempts,
         created=stats.created,
         columns=stats.columns,
-    )
-
-
-def _retryable(exc: BulkWriteError) -> bool:
-    # A statement that outran statement_timeout would only outrun it again.
-    return isinstance(exc, TransientWriteError) and not (
-        isinstance(exc, WriteTimeoutError) and exc.limit == "statement_timeout"
     )
 
 
@@ -218,7 +211,7 @@ async def _with_retries(
             await attempt()
             return attempts
         except BulkWriteError as exc:
-            if not _retryable(exc) or attempts > retries:
+            if not exc.retryable or attempts > retries:
                 raise
             log.info(
                 "%s: %s failed (%s); nothing of it was committed, retrying",

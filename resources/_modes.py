@@ -10,7 +10,7 @@ from ._append_writers import CopyWriter, ExecutemanyWriter, InsertWriter
 from ._mode_writer import ModeWriter
 from ._staged_writers import UpdateWriter, UpsertWriter
 
-__all__ = ["MODES", "WriteMode", "write_mode"]
+__all__ = ["WRITE_MODES", "WriteMode", "write_mode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class WriteMode:
         return not self.appends
 
 
-MODES: dict[str, WriteMode] = {
+WRITE_MODES: dict[str, WriteMode] = {
     mode.name: mode
     for mode in (
         WriteMode("copy", CopyWriter, "binary COPY ... FROM STDIN", binary_copy=True),
@@ -75,6 +75,6 @@ MODES: dict[str, WriteMode] = {
 
 def write_mode(name: str) -> WriteMode:
     try:
-        return MODES[name]
+        return WRITE_MODES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {name!r}") from None
+        raise ValueError(f"mode must be one of {', '.join(WRITE_MODES)}; got {name!r}") from None

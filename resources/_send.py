@@ -18,6 +18,7 @@ from ._progress import Progress, Stats, report
 from ._quarantine import record_rejects, rejects_table_name, send_keeping_good_rows
 from ._request import WriteRequest
 from ._staged_writers import StagedWriter
+from .errors import BulkWriteError
 
 # One COPY statement carries at most this much: a statement stays well inside
 # round_trip_timeout, and a failure re-sends little.
@@ -69,8 +70,17 @@ async def stream(
                     break
                 chunk = following
 
-        async with round_trip(conn, request, "COPY", chunk=run, writer=writer):
-            await writer.send_stream(conn, copy_data(rows()))
+        try:
+            async with round_trip(conn, request, "COPY", chunk=run, writer=writer):
+                await writer.send_stream(conn, copy_data(rows()))
+        except BulkWriteError:
+            if chunks.failure is None:
+                raise
+        if chunks.failure is not None:
+            # The source failed while the COPY read it: its exception, not the driver's
+            # account of the aborted COPY, is what the caller can act on (a transient
+            # FetchError keeps its retry).
+            raise chunks.failure
         if pending is None and more:
             pending = await anext(chunks, None)
 

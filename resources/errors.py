@@ -1,8 +1,10 @@
 """The exceptions a bulk write raises.
 
 One base, :class:`BulkWriteError`, split into errors worth retrying (:class:`TransientWriteError`)
-and errors that a retry cannot fix (:class:`TerminalWriteError`). The driver's exception, where
-there is one, is kept as ``__cause__``. No message ever contains the DSN or its password.
+and errors that a retry cannot fix (:class:`TerminalWriteError`). ``retryable`` is the one rule
+that says which: the writer's own retries and a Dagster step's retry both read it. The driver's
+exception, where there is one, is kept as ``__cause__``. No message ever contains the DSN or
+its password.
 """
 
 from __future__ import annotations
@@ -29,12 +31,21 @@ class BulkWriteError(Exception):
         #: ``commit="chunk"``, the rows of the chunks that made it.
         self.committed_rows = 0
 
+    @property
+    def retryable(self) -> bool:
+        """Whether running the failed unit of work again can succeed."""
+        return False
+
 
 class TransientWriteError(BulkWriteError):
     """The server or the network failed (connection lost, backend terminated, deadlock,
     serialization failure). The unit of work was rolled back; running it again can succeed.
     Raised once the writer's own bounded retries are used up, or when the source cannot be
     replayed (a one-shot iterator): re-run the step."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
 
 
 class TerminalWriteError(BulkWriteError):
@@ -85,6 +96,11 @@ class WriteTimeoutError(TransientWriteError):
     def __init__(self, message: str, *, limit: str, table: str | None = None) -> None:
         super().__init__(message, table=table)
         self.limit = limit
+
+    @property
+    def retryable(self) -> bool:
+        # A statement that outran statement_timeout would only outrun it again.
+        return self.limit != "statement_timeout"
 
 
 class OutcomeUnknownError(BulkWriteError):

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from resources._modes import MODES as _REGISTRY
+from resources import WRITE_MODES as _REGISTRY
 
 # Every write mode, from the registry: a new mode is tested by every suite that uses these.
 MODES = list(_REGISTRY)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -257,6 +258,35 @@ def test_source_failing_mid_stream_propagates_and_writes_nothing(
         )
 
     assert db.fetch(f'SELECT * FROM "{schema}".events ORDER BY id') == before
+
+
+@pytest.mark.parametrize("mode", ["copy", "upsert"])
+def test_source_failing_late_during_one_long_copy_raises_its_own_exception(
+    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """Large chunks stream through one COPY that reads the source as it goes; a failure a
+    moment after the third chunk surfaces inside that COPY. The caller still gets the very
+    exception the source raised (not a write error wrapping it), and nothing is written."""
+    events(db, schema)
+    raised: list[SourceBroke] = []
+
+    def late_failure() -> Iterator[pd.DataFrame]:
+        yield from event_frames(3, rows=300_000)
+        time.sleep(0.3)
+        raised.append(SourceBroke("the source broke late"))
+        raise raised[0]
+
+    with pytest.raises(SourceBroke) as caught:
+        writer.write(
+            "events",
+            late_failure(),
+            mode=mode,
+            key_columns=["id"] if mode in KEYED else None,
+            schema=schema,
+            chunk_size=300_000,
+        )
+    assert caught.value is raised[0]
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".events') == 0
 
 
 def test_source_failing_mid_stream_with_commit_chunk_keeps_the_chunks_before(
