@@ -32,7 +32,7 @@ except ImportError:
     _simdjson = None  # type: ignore[assignment]
 
 from ._catalog import ColumnInfo
-from ._convert import _INT_RANGES, _max_chars, convert_column
+from ._convert import convert_column
 
 # A field part: an (n, k) uint8 block (k bytes in every row) or an Arrow large_binary array
 # (a different length per row). The assembler concatenates the parts row by row.
@@ -173,7 +173,9 @@ def _ragged(data: np.ndarray, sizes: np.ndarray) -> pa.Array:
 
 
 def _encode_int(col: Column) -> list[Part]:
-    low, high = _INT_RANGES[col.info.base_type]
+    int_range = col.info.int_range
+    assert int_range is not None  # only smallint, integer and bigint columns come here
+    low, high = int_range
     dtype = col.series.dtype
     valid = ~col.na
     if pd.api.types.is_bool_dtype(dtype):
@@ -238,9 +240,7 @@ def _encode_bool(col: Column) -> list[Part]:
 
 
 def _encode_numeric(col: Column) -> list[Part]:
-    typmod = col.info.typmod
-    # numeric(p, s) stores typmod as ((p << 16) | s) + 4; -1 means unconstrained.
-    scale = (typmod - 4) & 0xFFFF if typmod >= 4 else None
+    scale = col.info.numeric_scale
     dtype = col.series.dtype
     valid = ~col.na
     if pd.api.types.is_float_dtype(dtype):
@@ -352,7 +352,7 @@ def _encode_text(col: Column) -> list[Part]:
     offsets, data = _buffers(arr)
     if (data[offsets[0] : offsets[-1]] == 0).any():
         col.refuse()  # a NUL byte, which text cannot hold
-    limit = _max_chars(col.info)
+    limit = col.info.max_chars
     if limit is not None:
         chars = pc.utf8_length(arr).to_numpy(zero_copy_only=False)
         if (~col.na & (np.nan_to_num(chars) > limit)).any():
