@@ -20,7 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._binary_columns import Column, Fallback, Part, encoder_for, is_arrow_str
+from ._binary_columns import encoder_for
+from ._binary_fields import Column, Fallback, Part
+from ._binary_text import is_arrow_str
 from ._catalog import ColumnInfo, TableInfo
 from ._convert import convert_column, with_nulls
 
