@@ -14,13 +14,13 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._catalog import ColumnInfo, TableInfo
+from ._catalog import ColumnInfo
 from ._display import show
 from .errors import BadValueError
 
@@ -40,28 +40,6 @@ def _got(value: object) -> str:
     return f"got {type(value).__name__} {show(value)}"
 
 
-def frame_to_records(
-    frame: pd.DataFrame,
-    info: TableInfo,
-    columns: Sequence[str],
-    *,
-    row_offset: int,
-    not_null: Sequence[str] = (),
-) -> list[tuple[Any, ...]]:
-    """Rows of ``frame`` (in ``columns`` order) as tuples ready for COPY or bind parameters."""
-    converted = [
-        convert_column(
-            frame[name],
-            info.columns[name],
-            table=info.display,
-            row_offset=row_offset,
-            not_null=name in not_null,
-        )
-        for name in columns
-    ]
-    return list(zip(*converted, strict=True))
-
-
 def convert_column(
     series: pd.Series,
     column: ColumnInfo,
@@ -70,6 +48,12 @@ def convert_column(
     row_offset: int,
     not_null: bool = False,
 ) -> list[Any]:
+    """The values of ``series`` as the driver takes them for ``column``, NULL as ``None``.
+
+    Raises:
+        BadValueError: for the first value the type contract refuses, with its global row
+            (``row_offset`` plus its position).
+    """
     try:
         na = np.asarray(series.isna(), dtype=bool)
         if (not_null or column.required) and na.any():

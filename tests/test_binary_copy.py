@@ -2,9 +2,10 @@
 table contents, same refusals.
 
 Every case loads one frame from ``encode_frame``'s payload with
-``copy_to_table(format="binary")``, and from ``frame_to_records`` and ``frame_to_values`` (the
-values of executemany and INSERT) with ``copy_records_to_table``; the tables are read back and
-compared value by value (by ``repr``, so -0.0, a Decimal's scale and a datetime's zone count).
+``copy_to_table(format="binary")``, and from the type contract's values (``convert_column``,
+column by column) and ``frame_to_values`` (the values of executemany and INSERT) with
+``copy_records_to_table``; the tables are read back and compared value by value (by ``repr``,
+so -0.0, a Decimal's scale and a datetime's zone count).
 Refusals are compared by message, column and global row.
 """
 
@@ -31,10 +32,11 @@ from hypothesis import strategies as st
 from test_types import contract_columns
 
 from resources import _json_check
-from resources._binary_copy import copy_file, encode_frame, frame_to_values
+from resources._binary_copy import copy_file, encode_frame
 from resources._catalog import TableInfo, describe_table
-from resources._convert import frame_to_records
+from resources._convert import convert_column
 from resources._json_check import all_json
+from resources._records import frame_to_values
 from resources.errors import BadValueError
 
 ROW_OFFSET = 1_000  # global row of the frame's first row, as in a later chunk
@@ -76,10 +78,20 @@ class Twin:
         )
 
     def records(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-        assert self.info is not None
-        return frame_to_records(
-            frame, self.info, list(frame.columns), row_offset=ROW_OFFSET, not_null=not_null
-        )
+        """The type contract's values, every column converted in order by ``convert_column``."""
+        info = self.info
+        assert info is not None
+        columns = [
+            convert_column(
+                frame[name],
+                info.columns[name],
+                table=info.display,
+                row_offset=ROW_OFFSET,
+                not_null=name in not_null,
+            )
+            for name in frame.columns
+        ]
+        return list(zip(*columns, strict=True))
 
     def values(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> list[tuple[Any, ...]]:
         assert self.info is not None
