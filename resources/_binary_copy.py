@@ -1,9 +1,9 @@
 """A whole DataFrame chunk as one PostgreSQL binary COPY payload, without Python objects per value.
 
-The plain path (``frame_to_records``, then asyncpg encoding each value) spends about 4x the
-server's own ingest time on a wide table. Here every column is checked and encoded with
-whole-column numpy / Arrow operations (:mod:`._binary_columns`) and the rows are assembled by
-one Arrow kernel, so encoding a chunk costs clearly less than the server needs to load it.
+The plain path (:func:`._records.frame_to_values`, then asyncpg encoding each value) spends
+about 4x the server's own ingest time on a wide table. Here every column is checked and encoded
+with whole-column numpy / Arrow operations (:mod:`._binary_columns`) and the rows are assembled
+by one Arrow kernel, so encoding a chunk costs clearly less than the server needs to load it.
 
 The type contract is that of :func:`._convert.convert_column`: the same values are accepted, the
 same are refused with the same :class:`BadValueError`. A chunk with a column the fast path
@@ -13,22 +13,20 @@ cannot encode exactly gives ``None``, and the caller converts it the plain way.
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._binary_columns import Column, Fallback, Part, encoder_for, is_arrow_str
-from ._catalog import ColumnInfo, TableInfo
-from ._convert import convert_column, with_nulls
+from ._binary_columns import encoder_for
+from ._binary_fields import Column, Fallback, Part
+from ._catalog import TableInfo
+from ._records import frame_to_values
 
+# frame_to_values makes the chunks encode_frame gives up on; callers take both from here.
 __all__ = ["copy_data", "copy_file", "encode_frame", "frame_to_values"]
-
-# Column types whose text the driver takes as is: once the column-wise check has passed,
-# the strings go to the driver unchanged instead of being parsed value by value.
-_CHECKED_TEXT = frozenset({"uuid", "json", "jsonb"})
 
 # Signature, flags (no OIDs), header extension length: the binary COPY file header. This
 # module is their one owner: encode_frame gives rows only, copy_data frames a stream of them.
@@ -54,7 +52,8 @@ def encode_frame(
     error messages; ``not_null`` names key columns that must not hold NULL.
 
     Raises:
-        BadValueError: exactly where ``frame_to_records`` would raise it.
+        BadValueError: exactly where the type contract would raise it, converting the
+            columns in order with :func:`._convert.convert_column`.
 
     Examples:
         payload = encode_frame(frame, info, columns, row_offset=offset)
@@ -144,81 +143,3 @@ def _as_arrow(part: Part, n: int) -> pa.Array:
         n,
         [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(part))],
     )
-
-
-def frame_to_values(
-    frame: pd.DataFrame,
-    info: TableInfo,
-    columns: Sequence[str],
-    *,
-    row_offset: int,
-    not_null: Sequence[str] = (),
-) -> list[tuple[object, ...]]:
-    """Rows of ``frame`` as tuples for executemany, INSERT or record COPY: values the driver
-    stores exactly as it stores ``frame_to_records``'s, made column-wise where the column's
-    fast encoder has checked the whole column first."""
-    converted = []
-    for name in columns:
-        series, column, required = frame[name], info.columns[name], name in not_null
-        values = _checked_values(
-            series, column, table=info.display, row_offset=row_offset, not_null=required
-        )
-        if values is None:
-            values = convert_column(
-                series, column, table=info.display, row_offset=row_offset, not_null=required
-            )
-        converted.append(values)
-    return list(zip(*converted, strict=True))
-
-
-def _checked_values(
-    series: pd.Series, column: ColumnInfo, *, table: str, row_offset: int, not_null: bool
-) -> list[object] | None:
-    """The column's values once its vectorised encoder has accepted it, or ``None``: the
-    plain path decides (and names the row)."""
-    make = _cheap_maker(series, column)
-    encoder = encoder_for(series, column) if make is not None else None
-    if make is None or encoder is None:
-        return None  # most columns: no NULL scan here, convert_column does its own
-    na = np.asarray(series.isna(), dtype=bool)
-    if (not_null or column.required) and na.any():
-        return None
-    try:
-        encoder(Column(series, column, na, table, row_offset, not_null))
-    except Fallback:
-        return None
-    return with_nulls(make(series), na)
-
-
-def _cheap_maker(
-    series: pd.Series, column: ColumnInfo
-) -> Callable[[pd.Series], list[object]] | None:
-    """How to build the column's driver values without a Python call per value, where the
-    per-value conversion is the expensive part of a row (microseconds a value, measured on
-    1M rows: timestamptz 2.0, numeric from float 1.0, JSON 2.4, UUID 1.6)."""
-    base, dtype = column.base_type, series.dtype
-    if base in _CHECKED_TEXT:
-        return _as_text if is_arrow_str(series) else None
-    if base in ("timestamp", "timestamptz"):
-        datetimes = isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype)
-        return _as_datetimes if datetimes else None
-    if base == "numeric" and pd.api.types.is_float_dtype(dtype):
-        return _as_shortest_digits
-    return None
-
-
-def _as_text(series: pd.Series) -> list[object]:
-    # The driver takes this text as is (json, jsonb) or parses it in C (uuid).
-    return series.astype(object).tolist()
-
-
-def _as_datetimes(series: pd.Series) -> list[object]:
-    # One vectorised call (0.2 us a value) instead of Timestamp.to_pydatetime() per value;
-    # the encoder has refused nanoseconds already, so nothing is truncated.
-    return list(pd.DatetimeIndex(series).to_pydatetime())
-
-
-def _as_shortest_digits(series: pd.Series) -> list[object]:
-    # repr() is what the plain path builds its Decimal from; asyncpg's numeric encoder makes
-    # the same Decimal from the string, so the server receives the same digits.
-    return list(map(repr, series.to_numpy(dtype="float64", na_value=0.0).tolist()))

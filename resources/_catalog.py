@@ -87,6 +87,12 @@ WHERE i.indrelid = $1 AND i.indisunique AND i.indimmediate
 GROUP BY i.indexrelid
 """
 
+_INT_RANGES = {
+    "int2": (-(2**15), 2**15 - 1),
+    "int4": (-(2**31), 2**31 - 1),
+    "int8": (-(2**63), 2**63 - 1),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ColumnInfo:
@@ -106,6 +112,33 @@ class ColumnInfo:
     def required(self) -> bool:
         """A value must be given: NOT NULL with nothing to fill it in."""
         return self.not_null and not self.has_default and not self.generated
+
+    @property
+    def max_chars(self) -> int | None:
+        """The n of varchar(n) / char(n) (typmod n + 4); ``None`` for other types or no limit."""
+        if self.base_type in ("varchar", "bpchar") and self.typmod >= 4:
+            return self.typmod - 4
+        return None
+
+    @property
+    def numeric_precision(self) -> int | None:
+        """The p of numeric(p, s); ``None`` for unconstrained numeric and other types."""
+        # numeric(p, s) stores typmod as ((p << 16) | s) + 4; -1 means unconstrained.
+        if self.base_type == "numeric" and self.typmod >= 4:
+            return (self.typmod - 4) >> 16
+        return None
+
+    @property
+    def numeric_scale(self) -> int | None:
+        """The s of numeric(p, s); ``None`` for unconstrained numeric and other types."""
+        if self.base_type == "numeric" and self.typmod >= 4:
+            return (self.typmod - 4) & 0xFFFF
+        return None
+
+    @property
+    def int_range(self) -> tuple[int, int] | None:
+        """The lowest and highest value of smallint, integer and bigint; ``None`` otherwise."""
+        return _INT_RANGES.get(self.base_type)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,22 +14,17 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._catalog import ColumnInfo, TableInfo
+from ._catalog import ColumnInfo
+from ._display import show
 from .errors import BadValueError
 
-_INT_RANGES = {
-    "int2": (-(2**15), 2**15 - 1),
-    "int4": (-(2**31), 2**31 - 1),
-    "int8": (-(2**63), 2**63 - 1),
-}
 _TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext"})
-_MAX_REPR = 60
 # "\u0000" in JSON text, unless its backslash is itself escaped ("\\u0000" is legal text).
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -41,35 +36,8 @@ class _Reject(Exception):
         self.position = position
 
 
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
-
-
 def _got(value: object) -> str:
-    return f"got {type(value).__name__} {_show(value)}"
-
-
-def frame_to_records(
-    frame: pd.DataFrame,
-    info: TableInfo,
-    columns: Sequence[str],
-    *,
-    row_offset: int,
-    not_null: Sequence[str] = (),
-) -> list[tuple[Any, ...]]:
-    """Rows of ``frame`` (in ``columns`` order) as tuples ready for COPY or bind parameters."""
-    converted = [
-        convert_column(
-            frame[name],
-            info.columns[name],
-            table=info.display,
-            row_offset=row_offset,
-            not_null=name in not_null,
-        )
-        for name in columns
-    ]
-    return list(zip(*converted, strict=True))
+    return f"got {type(value).__name__} {show(value)}"
 
 
 def convert_column(
@@ -80,6 +48,12 @@ def convert_column(
     row_offset: int,
     not_null: bool = False,
 ) -> list[Any]:
+    """The values of ``series`` as the driver takes them for ``column``, NULL as ``None``.
+
+    Raises:
+        BadValueError: for the first value the type contract refuses, with its global row
+            (``row_offset`` plus its position).
+    """
     try:
         na = np.asarray(series.isna(), dtype=bool)
         if (not_null or column.required) and na.any():
@@ -131,7 +105,9 @@ def _first(mask: np.ndarray) -> int:
 
 
 def _convert_int(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
-    low, high = _INT_RANGES[column.base_type]
+    int_range = column.int_range
+    assert int_range is not None  # only smallint, integer and bigint columns come here
+    low, high = int_range
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         raise _Reject(f"expected an integer, got bool {series.iloc[0]!r}", 0)
@@ -217,8 +193,7 @@ def _convert_float(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> lis
 
 
 def _convert_numeric(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
-    # numeric(p, s) stores typmod as ((p << 16) | s) + 4; -1 means unconstrained.
-    scale = (column.typmod - 4) & 0xFFFF if column.typmod >= 4 else None
+    scale = column.numeric_scale
     quantum = decimal.Decimal(1).scaleb(-scale) if scale is not None else None
 
     def one(value: Any) -> decimal.Decimal:
@@ -248,15 +223,8 @@ def _convert_numeric(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> l
 # -- text, bool, bytes, uuid, json ------------------------------------------------------------
 
 
-def _max_chars(column: ColumnInfo) -> int | None:
-    # varchar(n) / char(n) store typmod as n + 4.
-    if column.base_type in ("varchar", "bpchar") and column.typmod >= 4:
-        return column.typmod - 4
-    return None
-
-
 def _convert_text(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
-    limit = _max_chars(column)
+    limit = column.max_chars
     if pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(
         series.dtype
     ):
@@ -264,7 +232,7 @@ def _convert_text(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
         nul = np.asarray(series.str.contains("\x00", regex=False).fillna(False), dtype=bool)
         if nul.any():
             pos = _first(nul)
-            raise _Reject(f"text contains a NUL byte: {_show(strings.iloc[pos])}", pos)
+            raise _Reject(f"text contains a NUL byte: {show(strings.iloc[pos])}", pos)
         if limit is not None:
             long = np.asarray(series.str.len().fillna(0) > limit, dtype=bool)
             if long.any():
@@ -276,7 +244,7 @@ def _convert_text(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
         if not isinstance(value, str):
             raise _Reject(f"expected str, {_got(value)}")
         if "\x00" in value:
-            raise _Reject(f"text contains a NUL byte: {_show(value)}")
+            raise _Reject(f"text contains a NUL byte: {show(value)}")
         if limit is not None and len(value) > limit:
             raise _Reject(f"{len(value)} characters, the limit is {limit}")
         return str(value)
@@ -313,7 +281,7 @@ def _convert_uuid(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
             try:
                 return uuid.UUID(value)
             except ValueError:
-                raise _Reject(f"invalid UUID string {_show(value)}") from None
+                raise _Reject(f"invalid UUID string {show(value)}") from None
         raise _Reject(f"expected a UUID, {_got(value)}")
 
     return _per_value(series, na, one)
@@ -322,7 +290,7 @@ def _convert_uuid(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
-    raise TypeError(f"{type(value).__name__} {_show(value)} is not JSON serializable")
+    raise TypeError(f"{type(value).__name__} {show(value)} is not JSON serializable")
 
 
 def _convert_json(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[Any]:
@@ -332,7 +300,7 @@ def _convert_json(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
             try:
                 json.loads(text)
             except ValueError as exc:
-                raise _Reject(f"str is not a JSON document ({exc}): {_show(value)}") from None
+                raise _Reject(f"str is not a JSON document ({exc}): {show(value)}") from None
         else:
             try:
                 text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default)
@@ -340,7 +308,7 @@ def _convert_json(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
                 raise _Reject(f"cannot be stored as JSON: {exc}") from None
         # PostgreSQL's jsonb has no representation of U+0000 and rejects its escape.
         if column.base_type == "jsonb" and ("\x00" in text or _JSON_NUL.search(text)):
-            raise _Reject(f"JSON contains a NUL character (U+0000): {_show(value)}")
+            raise _Reject(f"JSON contains a NUL character (U+0000): {show(value)}")
         return text
 
     return _per_value(series, na, one)
@@ -393,7 +361,7 @@ def _convert_timestamp(series: pd.Series, na: np.ndarray, column: ColumnInfo) ->
         if not isinstance(value, dt.datetime):
             raise _Reject(f"expected a datetime, {_got(value)}")
         if (value.tzinfo is not None) != aware_wanted:
-            raise _Reject(f"{_tz_reason(aware_wanted)}: {_show(value)}")
+            raise _Reject(f"{_tz_reason(aware_wanted)}: {show(value)}")
         return value
 
     return _per_value(series, na, one)
@@ -427,7 +395,7 @@ def _convert_date(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
             value = pd.Timestamp(value)  # then judged as the datetime it is
         if isinstance(value, dt.datetime):
             if value.tzinfo is not None or value.time() != dt.time():
-                raise _Reject(f"{_show(value)} has a time part or zone; a date column drops it")
+                raise _Reject(f"{show(value)} has a time part or zone; a date column drops it")
             return value.date()
         if isinstance(value, dt.date):
             return value

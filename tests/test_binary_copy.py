@@ -2,9 +2,10 @@
 table contents, same refusals.
 
 Every case loads one frame from ``encode_frame``'s payload with
-``copy_to_table(format="binary")``, and from ``frame_to_records`` and ``frame_to_values`` (the
-values of executemany and INSERT) with ``copy_records_to_table``; the tables are read back and
-compared value by value (by ``repr``, so -0.0, a Decimal's scale and a datetime's zone count).
+``copy_to_table(format="binary")``, and from the type contract's values (``convert_column``,
+column by column) and ``frame_to_values`` (the values of executemany and INSERT) with
+``copy_records_to_table``; the tables are read back and compared value by value (by ``repr``,
+so -0.0, a Decimal's scale and a datetime's zone count).
 Refusals are compared by message, column and global row.
 """
 
@@ -30,11 +31,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_types import contract_columns
 
-from resources import _binary_columns
-from resources._binary_columns import _all_json
-from resources._binary_copy import copy_file, encode_frame, frame_to_values
+from resources import _json_check
+from resources._binary_copy import copy_file, encode_frame
 from resources._catalog import TableInfo, describe_table
-from resources._convert import frame_to_records
+from resources._convert import convert_column
+from resources._json_check import all_json
+from resources._records import frame_to_values
 from resources.errors import BadValueError
 
 ROW_OFFSET = 1_000  # global row of the frame's first row, as in a later chunk
@@ -76,10 +78,20 @@ class Twin:
         )
 
     def records(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-        assert self.info is not None
-        return frame_to_records(
-            frame, self.info, list(frame.columns), row_offset=ROW_OFFSET, not_null=not_null
-        )
+        """The type contract's values, every column converted in order by ``convert_column``."""
+        info = self.info
+        assert info is not None
+        columns = [
+            convert_column(
+                frame[name],
+                info.columns[name],
+                table=info.display,
+                row_offset=ROW_OFFSET,
+                not_null=name in not_null,
+            )
+            for name in frame.columns
+        ]
+        return list(zip(*columns, strict=True))
 
     def values(self, frame: pd.DataFrame, not_null: Sequence[str] = ()) -> list[tuple[Any, ...]]:
         assert self.info is not None
@@ -639,9 +651,9 @@ FRAGMENTS = st.text('[]{},:"\\ 1an', max_size=8) | st.builds(json.dumps, JSON_VA
 def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test once with the parser of the standard library and once with simdjson."""
     if request.param == "json.loads":
-        monkeypatch.setattr(_binary_columns, "_simdjson", None)
+        monkeypatch.setattr(_json_check, "_simdjson", None)
     else:
-        monkeypatch.setattr(_binary_columns, "_simdjson", pytest.importorskip("simdjson"))
+        monkeypatch.setattr(_json_check, "_simdjson", pytest.importorskip("simdjson"))
     return str(request.param)
 
 
@@ -668,10 +680,10 @@ def test_one_parse_of_all_documents_judges_each_as_json_loads_does(
     parser: str, texts: list[str]
 ) -> None:
     """Fragments that only together form JSON ("[1", "2]") must not pass for documents."""
-    assert _all_json(pa.array(texts, pa.large_string())) == all(map(_json_valid, texts)), parser
+    assert all_json(pa.array(texts, pa.large_string())) == all(map(_json_valid, texts)), parser
 
 
 @pytest.mark.parametrize("depth", [1, 199, 250, 2_000])
 def test_deeply_nested_documents_get_the_verdict_of_json_loads(parser: str, depth: int) -> None:
     texts = ["[" * depth + "]" * depth, "{}"]
-    assert _all_json(pa.array(texts, pa.large_string())) == all(map(_json_valid, texts))
+    assert all_json(pa.array(texts, pa.large_string())) == all(map(_json_valid, texts))
