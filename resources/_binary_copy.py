@@ -23,10 +23,8 @@ import pyarrow.compute as pc
 from ._binary_columns import encoder_for
 from ._binary_fields import Column, Fallback, Part
 from ._catalog import TableInfo
-from ._records import frame_to_values
 
-# frame_to_values makes the chunks encode_frame gives up on; callers take both from here.
-__all__ = ["copy_data", "copy_file", "encode_frame", "frame_to_values"]
+__all__ = ["copy_data", "copy_file", "encode_frame"]
 
 # Signature, flags (no OIDs), header extension length: the binary COPY file header. This
 # module is their one owner: encode_frame gives rows only, copy_data frames a stream of them.

@@ -12,9 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from ._binary_copy import encode_frame, frame_to_values
+from ._binary_copy import encode_frame
 from ._catalog import TableInfo
 from ._quarantine import Rejected, convert_keeping_good_rows
+from ._records import frame_to_values
 from ._request import WriteRequest
 from ._sequences import column_maxima, sequence_columns
 from ._sources import iter_frames
