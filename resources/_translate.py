@@ -27,11 +27,10 @@ if TYPE_CHECKING:
 # The server's context line for a row that COPY rejected; a trigger or function adds lines of
 # its own ("PL/pgSQL function f() line 4 at RAISE"), which must not be taken for the row.
 _COPY_CONTEXT = re.compile(r"^COPY .*, line (\d+)(?:, column (.+))?$", re.MULTILINE)
-
-
+# asyncpg's own encoder refusing a value, before anything is sent: "invalid input for query
+# argument $2 in element #3 of executemany() sequence: 'x' (...)", or "... argument $7: ..."
+# for one statement, where $n of a multi-row INSERT is row (n - 1) // width of its batch.
 _EXECUTEMANY_ELEMENT = re.compile(r"argument \$(\d+) in element #(\d+)")
-
-
 _INSERT_ARGUMENT = re.compile(r"query argument \$(\d+):")
 
 
@@ -64,6 +63,10 @@ def translate(
         if is_data_error(exc):
             column, row = locate(exc, chunk, writer)
             if row is None and chunk is not None:
+                # asyncpg's client-side DataError carries SQLSTATE 22000 but no server
+                # fields: its message names the bind parameter instead.
+                column, row = _locate_argument(str(exc), chunk, writer, column)
+            if row is None and chunk is not None:
                 text += f" in {chunk.span}"
             return BadValueError(text, table=table, column=column, row=row)
         return TerminalWriteError(f"write into {table} failed: {text}", table=table)
@@ -72,12 +75,11 @@ def translate(
             f"write into {table} interrupted: {type(exc).__name__}: {exc}", table=table
         )
     if isinstance(exc, TypeError | ValueError | OverflowError) and chunk is not None:
-        return BadValueError(
-            f"{type(exc).__name__}: {exc} in {chunk.span}",
-            table=table,
-            column=None,
-            row=None,
-        )
+        # A value without a check of ours (inet, arrays, enums) that the driver could not
+        # encode: its message names the bind parameter, and so the column and row.
+        column, row = _locate_argument(str(exc), chunk, writer, None)
+        where = "" if row is not None else f" in {chunk.span}"
+        return BadValueError(f"{exc}{where}", table=table, column=column, row=row)
     return TerminalWriteError(
         f"write into {table} failed: {type(exc).__name__}: {exc}", table=table
     )
@@ -88,7 +90,6 @@ def locate(
 ) -> tuple[str | None, int | None]:
     column = getattr(exc, "column_name", None)
     row = getattr(exc, "input_row", None)
-    columns = writer.columns if writer is not None else ()
     context = getattr(exc, "context", None) or ""
     copy_lines = _COPY_CONTEXT.findall(context)
     if row is not None:
@@ -97,16 +98,25 @@ def locate(
         line, copy_column = copy_lines[-1]
         row = _row(chunk, int(line) - 1)
         column = column or copy_column or None
-    elif match := _EXECUTEMANY_ELEMENT.search(str(exc)):
-        index = int(match.group(1)) - 1
-        column = columns[index] if index < len(columns) else column
-        row = _row(chunk, int(match.group(2)))
-    elif (match := _INSERT_ARGUMENT.search(str(exc))) and isinstance(writer, InsertWriter):
-        index = int(match.group(1)) - 1
-        width = max(1, len(columns))
-        column = columns[index % width]
-        row = _row(chunk, writer.batch_start + index // width)
     return column, row
+
+
+def _locate_argument(
+    message: str, chunk: Chunk, writer: ModeWriter | None, column: str | None
+) -> tuple[str | None, int | None]:
+    """Column and row of the bind parameter asyncpg could not encode (else ``column`` and
+    no row)."""
+    columns = writer.columns if writer is not None else ()
+    if not columns:
+        return column, None
+    if match := _EXECUTEMANY_ELEMENT.search(message):
+        index = int(match.group(1)) - 1
+        return columns[index % len(columns)], _row(chunk, int(match.group(2)))
+    if (match := _INSERT_ARGUMENT.search(message)) and isinstance(writer, InsertWriter):
+        index = int(match.group(1)) - 1
+        width = len(columns)
+        return columns[index % width], _row(chunk, writer.batch_start + index // width)
+    return column, None
 
 
 def _row(chunk: Chunk | None, index: int) -> int:

@@ -492,3 +492,19 @@ def test_interval_keeps_microseconds_and_refuses_nanoseconds(
     assert caught.value.column == "d" and caught.value.row == 0
     assert "nanoseconds" in str(caught.value)
     assert db.fetchval(f'SELECT count(*) FROM "{schema}".spans') == 2
+
+
+@pytest.mark.parametrize("mode", ["executemany", "insert"])
+def test_a_value_the_driver_cannot_encode_names_its_column_and_row(
+    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """inet has no check of ours: the driver refuses 'x' before sending, and its message
+    names the bind parameter, which becomes the column and the row of the whole write."""
+    db.execute(f'CREATE TABLE "{schema}".hosts (id int, addr inet)')
+    addrs = [f"10.0.{i // 250}.{i % 250}" for i in range(3_000)]
+    addrs[2_345] = "x"
+    frame = pd.DataFrame({"id": range(3_000), "addr": addrs})
+    with pytest.raises(BadValueError) as caught:
+        writer.write("hosts", frame, schema=schema, mode=mode, chunk_size=1_000)
+    assert (caught.value.column, caught.value.row) == ("addr", 2_345)
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".hosts') == 0
