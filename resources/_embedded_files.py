@@ -11,7 +11,7 @@ import stat
 import sys
 from pathlib import Path
 
-from ._embedded_probe import is_postmaster_of
+from ._embedded_probe import free_port, is_postmaster_of, port_is_free
 from ._embedded_system import EmbeddedPostgresError, SystemUser, server_major_version
 
 _log = logging.getLogger(__name__)
@@ -80,6 +80,17 @@ def remembered_port(data_dir: Path) -> int | None:
 
 def remember_port(data_dir: Path, port: int) -> None:
     (data_dir / _PORT_FILE).write_text(f"{port}\n")
+
+
+def choose_port(data_dir: Path, avoid: set[int]) -> int:
+    """The remembered port when free (DSNs handed out earlier stay valid), else a free one."""
+    remembered = remembered_port(data_dir)
+    if remembered is not None and remembered not in avoid and port_is_free(remembered):
+        return remembered
+    while True:
+        port = free_port()
+        if port not in avoid:
+            return port
 
 
 def rotate_log(log_file: Path) -> None:

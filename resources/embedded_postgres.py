@@ -47,6 +47,7 @@ from ._embedded_cli import main
 from ._embedded_files import (
     LOG_FILE,
     LOG_TAIL_LINES,
+    choose_port,
     prepare_socket_dir,
     read_log,
     remember_port,
@@ -58,12 +59,9 @@ from ._embedded_files import (
     version_hint,
 )
 from ._embedded_probe import (
-    PostmasterPid,
     accepts_connections,
-    free_port,
     is_postmaster_of,
     pid_exists,
-    port_is_free,
     read_pid_file,
 )
 from ._embedded_system import (
@@ -172,7 +170,7 @@ class EmbeddedPostgres:
         is understood by asyncpg, psycopg and psql, and needs no password (peer auth); the
         TCP form carries the generated password.
         """
-        info = self._read_pid_file()
+        info = read_pid_file(self.data_dir)
         if info is not None and info.port is not None and pid_exists(info.pid):
             port, socket_dir = info.port, info.socket_dir
         else:
@@ -192,14 +190,14 @@ class EmbeddedPostgres:
 
     def is_running(self) -> bool:
         """True when the postmaster of this data dir is up and accepts connections."""
-        info = self._read_pid_file()
+        info = read_pid_file(self.data_dir)
         if info is None or info.status != "ready" or not pid_exists(info.pid):
             return False
         return accepts_connections(info)
 
     def postmaster_pid(self) -> int | None:
         """The pid of the running postmaster, or None when it is not running."""
-        info = self._read_pid_file()
+        info = read_pid_file(self.data_dir)
         return info.pid if info is not None and self.is_running() else None
 
     def stop(self) -> None:
@@ -309,10 +307,10 @@ class EmbeddedPostgres:
         """
         deadline = time.monotonic() + _START_TIMEOUT_S
         while True:
-            info = self._read_pid_file()
+            info = read_pid_file(self.data_dir)
             if info is None:
                 return False
-            if not self._is_our_postmaster(info.pid):
+            if not is_postmaster_of(info.pid, self.data_dir):
                 _log.info("removing stale postmaster.pid (pid %d is gone)", info.pid)
                 (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
                 return False
@@ -338,7 +336,7 @@ class EmbeddedPostgres:
         # refuses to start ("pre-existing shared memory block is still in use").
         deadline = time.monotonic() + 10
         while True:
-            port = self._choose_port(avoid)
+            port = choose_port(self.data_dir, avoid)
             log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
             options = " ".join(
                 [
@@ -380,8 +378,8 @@ class EmbeddedPostgres:
             )
 
     def _stop_locked(self) -> None:
-        info = self._read_pid_file()
-        if info is None or not self._is_our_postmaster(info.pid):
+        info = read_pid_file(self.data_dir)
+        if info is None or not is_postmaster_of(info.pid, self.data_dir):
             return
         system_user = prepare_system_user()
         if system_user is not None:
@@ -391,13 +389,13 @@ class EmbeddedPostgres:
         pg_ctl = str(bin_dir() / "pg_ctl")
         base = [pg_ctl, "-D", str(self.data_dir), "-w", "-t", str(_START_TIMEOUT_S), "stop"]
         code, output = run([*base, "-m", "fast"], system_user, timeout=_START_TIMEOUT_S + 30)
-        if code != 0 and self._is_our_postmaster(info.pid):
+        if code != 0 and is_postmaster_of(info.pid, self.data_dir):
             # A backend stuck in a long COPY can outlast fast shutdown's wait; immediate
             # shutdown is safe (WAL replay on the next start) and always completes.
             code, output = run(
                 [*base, "-m", "immediate"], system_user, timeout=_START_TIMEOUT_S + 30
             )
-            if code != 0 and self._is_our_postmaster(info.pid):
+            if code != 0 and is_postmaster_of(info.pid, self.data_dir):
                 raise EmbeddedPostgresError(
                     f"could not stop PostgreSQL (pid {info.pid}) in {self.data_dir}: "
                     f"{output.strip()}\n{self._log_tail()}"
@@ -405,21 +403,6 @@ class EmbeddedPostgres:
         _log.info("stopped PostgreSQL in %s", self.data_dir)
 
     # ---------------------------------------------------------------- helpers
-
-    def _read_pid_file(self) -> PostmasterPid | None:
-        return read_pid_file(self.data_dir)
-
-    def _is_our_postmaster(self, pid: int) -> bool:
-        return is_postmaster_of(pid, self.data_dir)
-
-    def _choose_port(self, avoid: set[int]) -> int:
-        remembered = remembered_port(self.data_dir)
-        if remembered is not None and remembered not in avoid and port_is_free(remembered):
-            return remembered
-        while True:
-            port = free_port()
-            if port not in avoid:
-                return port
 
     def _log_tail(self) -> str:
         return tail(read_log(self.log_file)) or f"(no log at {self.log_file})"
