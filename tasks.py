@@ -34,7 +34,8 @@ STAMP = VENV / ".bulk-assets-installed"
 
 
 def step(message: str) -> None:
-    print(f"==> {message}", flush=True)
+    # stderr: stdout belongs to the command, e.g. `psql "$(python3 tasks.py pg dsn --tcp)"`.
+    print(f"==> {message}", file=sys.stderr, flush=True)
 
 
 def shown(argv: list[str | Path]) -> str:
@@ -48,8 +49,9 @@ def shown(argv: list[str | Path]) -> str:
 
 
 def run(argv: list[str | Path], *, env: dict[str, str] | None = None) -> None:
-    """Run a set-up command; on failure exit with its exit code."""
-    code = subprocess.call([str(a) for a in argv], cwd=REPO, env=env)
+    """Run a set-up command (its output to stderr, like the banners); on failure exit with
+    its exit code."""
+    code = subprocess.call([str(a) for a in argv], cwd=REPO, env=env, stdout=sys.stderr)
     if code != 0:
         print(f"tasks.py: `{shown(argv)}` failed with exit code {code}", file=sys.stderr)
         raise SystemExit(code)
@@ -72,7 +74,7 @@ def replace_process(argv: list[str | Path], *, env: dict[str, str] | None = None
 def ensure_venv(extras: tuple[str, ...] = ("dev",)) -> None:
     if not PYTHON.exists():
         step(f"creating .venv with Python {sys.version.split()[0]} ({sys.executable})")
-        code = subprocess.call([sys.executable, "-m", "venv", str(VENV)])
+        code = subprocess.call([sys.executable, "-m", "venv", str(VENV)], stdout=sys.stderr)
         if code != 0:
             print(
                 "tasks.py: could not create .venv; on Debian/Ubuntu install python3-venv",

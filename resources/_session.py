@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import re
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
@@ -43,16 +44,60 @@ def redact(text: str, password: str | None) -> str:
     return text.replace(password, "***") if password else text
 
 
+# What forked children inherited from their parent's sessions: kept referenced and never
+# closed, since the sockets are the parent's too and a child must not touch them.
+_inherited: list[tuple[Any, ...]] = []
+_renewing = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _renewing
+    # Another thread of the parent may have held it at the fork; that thread is gone.
+    _renewing = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Session:
-    """A private event loop thread and an asyncpg pool on it."""
+    """A private event loop thread and an asyncpg pool on it.
+
+    After ``fork()`` the child has the session but not its loop thread, so a call would wait
+    for ever. The first use in the child starts it afresh (new loop thread, new pool from the
+    same settings) and leaves the parent's pool untouched.
+    """
 
     def __init__(self) -> None:
+        self._pid = os.getpid()
+        self._settings: dict[str, Any] | None = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="bulk-writer-loop", daemon=True
         )
         self._thread.start()
-        self.pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool | None:
+        self._renew_if_forked()
+        return self._pool
+
+    @pool.setter
+    def pool(self, pool: asyncpg.Pool | None) -> None:
+        self._pool = pool
+
+    def _renew_if_forked(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with _renewing:
+            if self._pid == os.getpid():
+                return
+            # Opened first: if it fails, this session stays as it was, and the next call
+            # tries again.
+            fresh = Session.open(**self._settings) if self._settings is not None else Session()
+            _inherited.append((self.loop, self._thread, self._pool))
+            self.loop, self._thread, self._pool = fresh.loop, fresh._thread, fresh._pool
+            self._pid = fresh._pid
 
     @classmethod
     def open(
@@ -64,6 +109,12 @@ class Session:
         server_settings: Mapping[str, str],
     ) -> Session:
         session = cls()
+        session._settings = {
+            "dsn": dsn,
+            "max_size": max_size,
+            "connect_timeout": connect_timeout,
+            "server_settings": server_settings,
+        }
         try:
             session.pool = session.run(
                 _create_pool(
@@ -82,6 +133,7 @@ class Session:
         """Run ``coro`` on the session's loop and wait for it from this thread. If the wait is
         interrupted (Ctrl-C, a terminated Dagster run), the work is cancelled too, so that a
         write the caller gave up on does not go on to commit."""
+        self._renew_if_forked()
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result()
@@ -93,13 +145,19 @@ class Session:
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the session's loop, awaited from the caller's loop."""
+        self._renew_if_forked()
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def close(self) -> None:
         """Cancel work still running (its callers get CancelledError rather than waiting for
         ever), close the pool, stop the loop."""
+        if self._pid != os.getpid():
+            # Forked and never used here: all of it is the parent's, to be left alone.
+            _inherited.append((self.loop, self._thread, self._pool))
+            self._pool = None
+            return
         if not self.loop.is_closed():
-            pool, self.pool = self.pool, None
+            pool, self._pool = self._pool, None
             try:
                 asyncio.run_coroutine_threadsafe(_shutdown(pool), self.loop).result(
                     _CANCEL_GRACE + 10

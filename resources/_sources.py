@@ -3,12 +3,14 @@
 Accepted: a DataFrame; an iterable or async iterable of DataFrames; an iterable or async
 iterable of tuples (with ``columns``) or dicts; or a zero-argument callable returning any of
 these, which makes the source replayable (a failed write can be retried from the start).
-Rows are gathered ``chunk_size`` at a time, so memory stays bounded whatever the total.
+Rows are gathered ``chunk_size`` at a time, or fewer when they pass ``CHUNK_BYTES``, so memory
+stays bounded whatever the total or the width of the rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
@@ -26,7 +28,18 @@ Data: TypeAlias = (
     | Callable[[], Any]
 )
 
-_END = object()
+# A chunk closes at chunk_size rows or at about this many bytes of row values, whichever comes
+# first. 64 MiB: rows under ~1.3 KiB (most tables) still close at the default 50,000 rows, as
+# before, while a chunk of very wide rows, held as Python objects (~50 bytes per value more)
+# and again as its encoded COPY buffer, stays within a few hundred MiB of memory.
+CHUNK_BYTES = 64 * 1024 * 1024
+# A thread hop that pulls rows from a synchronous source returns after this long even if the
+# chunk is not full: a slow source still hands rows over, and a cancelled write stops, soon.
+_TAKE_SECONDS = 0.1
+_SIZED = (str, bytes, bytearray, memoryview)
+# The first 16 rows of a batch are sized one by one, then every 16th row stands for the 16
+# up to it: sizing every row cost ~1 us a row, 40% of a generator's whole path to the server.
+_SAMPLE_EVERY = 16
 
 
 def is_replayable(data: Any) -> bool:
@@ -42,13 +55,16 @@ async def iter_frames(
     columns: Sequence[str] | None,
     chunk_size: int,
     table: str,
+    chunk_bytes: int | None = None,
 ) -> AsyncIterator[pd.DataFrame]:
-    """Yield DataFrames of at most ``chunk_size`` rows. An empty frame is yielded only when
-    it is all there is, so that its columns and dtypes can still describe a new table."""
+    """Yield DataFrames of at most ``chunk_size`` rows and about ``chunk_bytes`` (default
+    :data:`CHUNK_BYTES`). An empty frame is yielded only when it is all there is, so that its
+    columns and dtypes can still describe a new table."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     if callable(data) and not isinstance(data, pd.DataFrame | Iterable | AsyncIterable):
         data = await asyncio.to_thread(data)
     if isinstance(data, pd.DataFrame):
-        async for frame in _slices(_select(data, columns, table), chunk_size):
+        async for frame in _slices(_select(data, columns, table), chunk_size, chunk_bytes):
             yield frame
         return
     if isinstance(data, str | bytes | dict):
@@ -58,59 +74,157 @@ async def iter_frames(
             table=table,
         )
     batch: list[Row] = []
+    batch_bytes = 0
     seen_rows = 0
     yielded = False
     kind: type | None = None
-    async for item in _aiter(data):
-        item_kind = pd.DataFrame if isinstance(item, pd.DataFrame) else tuple
+    source = _Items(data)
+    while items := await source.take(chunk_size - len(batch), chunk_bytes - batch_bytes):
+        # A take ends at a DataFrame: it is either [frame] or rows, a frame last only if the
+        # source mixes kinds.
+        item_kind = pd.DataFrame if isinstance(items[0], pd.DataFrame) else tuple
         if kind is None:
             kind = item_kind
-        elif item_kind is not kind:
+        if item_kind is not kind or (kind is tuple and isinstance(items[-1], pd.DataFrame)):
             raise TerminalWriteError(
                 f"data for {table} mixes DataFrames and rows; send one kind", table=table
             )
-        if isinstance(item, pd.DataFrame):
-            item = _select(item, columns, table)
-            if item.empty and yielded:
+        if kind is pd.DataFrame:
+            frame = _select(items[0], columns, table)
+            if frame.empty and yielded:
                 continue
-            async for frame in _slices(item, chunk_size):
+            async for piece in _slices(frame, chunk_size, chunk_bytes):
                 yielded = True
-                yield frame
+                yield piece
             continue
-        batch.append(item)
-        if len(batch) >= chunk_size:
+        batch += items
+        batch_bytes += source.taken_bytes
+        if len(batch) >= chunk_size or batch_bytes >= chunk_bytes:
             yield _rows_to_frame(batch, columns, table=table, row_offset=seen_rows)
             seen_rows += len(batch)
             batch = []
+            batch_bytes = 0
     if batch:
         yield _rows_to_frame(batch, columns, table=table, row_offset=seen_rows)
 
 
-async def _slices(frame: pd.DataFrame, chunk_size: int) -> AsyncIterator[pd.DataFrame]:
-    if len(frame) <= chunk_size:
+async def _slices(
+    frame: pd.DataFrame, chunk_size: int, chunk_bytes: int
+) -> AsyncIterator[pd.DataFrame]:
+    step = min(chunk_size, _rows_within(frame, chunk_bytes))
+    if len(frame) <= step:
         yield frame
         return
-    for start in range(0, len(frame), chunk_size):
-        yield frame.iloc[start : start + chunk_size]
+    for start in range(0, len(frame), step):
+        yield frame.iloc[start : start + step]
 
 
-async def _aiter(data: Any) -> AsyncIterator[Any]:
-    if isinstance(data, AsyncIterable):
-        async for item in data:
-            yield item
-        return
-    iterator: Iterator[Any] = iter(data)
-    if isinstance(data, list | tuple):
-        for item in iterator:
-            yield item
-        return
-    # A generator may read files or the network: advance it off the event loop, so that the
-    # previous chunk keeps streaming to the server meanwhile.
-    while True:
-        item = await asyncio.to_thread(next, iterator, _END)
-        if item is _END:
-            return
-        yield item
+def _rows_within(frame: pd.DataFrame, chunk_bytes: int) -> int:
+    """How many of the frame's rows make about ``chunk_bytes``, from ~1,000 sampled rows:
+    measuring every Python string of a large object column would cost more than the write."""
+    if len(frame) == 0:
+        return 1
+    sample = frame.iloc[:: max(1, len(frame) // 1000)]
+    per_row = float(sample.memory_usage(deep=True, index=False).sum()) / len(sample)
+    return max(1, int(chunk_bytes // max(per_row, 1.0)))
+
+
+class _Items:
+    """The items of ``data``, taken a batch at a time.
+
+    A synchronous iterator other than a list or tuple (a generator may read files or the
+    network) is advanced in a worker thread, so that the previous chunk keeps streaming to the
+    server meanwhile. A whole batch per thread hop: one hop per row cost ~65 us a row, ~25
+    times the rest of the row's way to the server. The source's own exceptions propagate as
+    they are.
+    """
+
+    def __init__(self, data: Any) -> None:
+        self._async: AsyncIterator[Any] | None = None
+        self._sync: Iterator[Any] | None = None
+        if isinstance(data, AsyncIterable):
+            self._async = aiter(data)
+        else:
+            self._sync = iter(data)
+        self._threaded = not isinstance(data, list | tuple | AsyncIterable)
+        self._done = False
+        self.taken_bytes = 0
+
+    async def take(self, max_rows: int, max_bytes: int) -> list[Any]:
+        """Up to ``max_rows`` rows or about ``max_bytes`` of them, or one DataFrame (ending
+        the batch); [] at the end. Sets :attr:`taken_bytes` to the rows' estimated size."""
+        if self._done:
+            return []
+        if self._async is not None:
+            taken = await _take_async(self._async, max_rows, max_bytes)
+        elif self._threaded:
+            assert self._sync is not None
+            taken = await asyncio.to_thread(_take, self._sync, max_rows, max_bytes, _TAKE_SECONDS)
+        else:
+            assert self._sync is not None
+            taken = _take(self._sync, max_rows, max_bytes, None)
+        items, self.taken_bytes, self._done = taken
+        return items
+
+
+def _take(
+    iterator: Iterator[Any], max_rows: int, max_bytes: int, seconds: float | None
+) -> tuple[list[Any], int, bool]:
+    """(items, their estimated bytes, whether the iterator is exhausted)."""
+    items: list[Any] = []
+    append = items.append
+    size = 0
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    for item in iterator:
+        append(item)
+        if isinstance(item, pd.DataFrame):
+            return items, size, False
+        size += _sampled_bytes(item, len(items))
+        if len(items) >= max_rows or size >= max_bytes:
+            return items, size, False
+        # Checking the clock every 256 rows costs nothing measurable.
+        if deadline is not None and not len(items) & 255 and time.monotonic() > deadline:
+            return items, size, False
+    return items, size, True
+
+
+async def _take_async(
+    iterator: AsyncIterator[Any], max_rows: int, max_bytes: int
+) -> tuple[list[Any], int, bool]:
+    items: list[Any] = []
+    size = 0
+    async for item in iterator:
+        items.append(item)
+        if isinstance(item, pd.DataFrame):
+            return items, size, False
+        size += _sampled_bytes(item, len(items))
+        if len(items) >= max_rows or size >= max_bytes:
+            return items, size, False
+    return items, size, True
+
+
+def _sampled_bytes(row: Any, position: int) -> int:
+    """The estimated bytes that the ``position``-th row (from 1) of a batch adds."""
+    if position <= _SAMPLE_EVERY:
+        return _row_bytes(row)
+    if position % _SAMPLE_EVERY:
+        return 0
+    return _row_bytes(row) * _SAMPLE_EVERY
+
+
+def _row_bytes(row: Any) -> int:
+    """A row's size as its text and bytes lengths, 8 for any other value: cheap (no
+    sys.getsizeof), and what matters when bounding memory is the long values."""
+    if isinstance(row, tuple | list):
+        values: Iterable[Any] = row
+    elif isinstance(row, dict):
+        values = row.values()
+    else:
+        return 8  # not a row: _rows_to_frame says so, with its index
+    size = 0
+    for value in values:
+        size += len(value) if isinstance(value, _SIZED) else 8
+    return size
 
 
 def _select(frame: pd.DataFrame, columns: Sequence[str] | None, table: str) -> pd.DataFrame:

@@ -6,17 +6,19 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from resources._embedded_auth import PASSWORD_FILE
 from resources.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError, default_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,3 +204,113 @@ def test_default_data_dir_follows_the_environment(
     monkeypatch.setenv("BULK_ASSETS_PGDATA", str(tmp_path / "explicit"))
     assert default_data_dir() == tmp_path / "explicit"
     assert EmbeddedPostgres.default().data_dir == (tmp_path / "explicit").resolve()
+
+
+# ------------------------------------------------------------------ authentication
+
+TRUST_HBA = """\
+local   all             all                                     trust
+host    all             all             127.0.0.1/32            trust
+"""
+
+
+def without_password(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port}"))
+
+
+def assert_password_only_over_tcp(pg: EmbeddedPostgres) -> None:
+    tcp = pg.dsn(tcp=True)
+    assert urlsplit(tcp).password
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        fetchval(without_password(tcp), "select 1")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        fetchval(tcp.replace(f":{urlsplit(tcp).password}@", ":wrong@"), "select 1")
+    assert fetchval(tcp, "select current_user") == "postgres"
+    hba = (pg.data_dir / "pg_hba.conf").read_text()
+    rules = [line.split() for line in hba.splitlines() if line.split()[:1] != ["#"] and line]
+    assert rules and not any("trust" in rule for rule in rules)
+    assert stat.S_IMODE((pg.data_dir / PASSWORD_FILE).stat().st_mode) == 0o600
+
+
+@pytest.fixture(autouse=True)
+def no_password_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # asyncpg, like libpq, falls back to PGPASSWORD and ~/.pgpass when the DSN has none.
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+
+
+def test_tcp_needs_the_generated_password(pg: EmbeddedPostgres) -> None:
+    socket_dsn = pg.ensure_running()
+
+    assert_password_only_over_tcp(pg)
+    # The server's own account (root, here or in CI) needs nothing over the socket.
+    assert urlsplit(socket_dsn).password is None
+    assert fetchval(socket_dsn, "select 1") == 1
+    # The password reached the server as a SCRAM verifier, never in plain text.
+    verifier = fetchval(socket_dsn, "select rolpassword from pg_authid where rolname = 'postgres'")
+    assert verifier.startswith("SCRAM-SHA-256$4096:")
+
+
+def test_a_trust_data_dir_is_migrated_on_next_start(pg: EmbeddedPostgres) -> None:
+    pg.ensure_running()
+    pg.stop()
+    # What an earlier version left: trust everywhere, no password.
+    (pg.data_dir / "pg_hba.conf").write_text(TRUST_HBA)
+    (pg.data_dir / PASSWORD_FILE).unlink()
+
+    pg.ensure_running()
+
+    assert_password_only_over_tcp(pg)
+
+
+def test_a_running_trust_server_is_migrated(pg: EmbeddedPostgres) -> None:
+    dsn = pg.ensure_running()
+    (pg.data_dir / "pg_hba.conf").write_text(TRUST_HBA)
+    (pg.data_dir / PASSWORD_FILE).unlink()
+    fetchval(dsn, "select pg_reload_conf()")
+    # Before: anyone reaching 127.0.0.1 is the superuser.
+    assert fetchval(without_password(pg.dsn(tcp=True)), "select current_user") == "postgres"
+
+    assert pg.ensure_running() == dsn
+
+    assert_password_only_over_tcp(pg)
+
+
+def test_cli_dsn_prints_only_the_dsn(pg: EmbeddedPostgres) -> None:
+    pg.ensure_running()
+    cli = [sys.executable, "-m", "resources.embedded_postgres", "--data-dir", str(pg.data_dir)]
+
+    printed = subprocess.run(
+        [*cli, "dsn", "--tcp"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+
+    assert printed.stdout == pg.dsn(tcp=True) + "\n"
+    assert fetchval(printed.stdout.strip(), "select 1") == 1
+    # `start` names the TCP DSN without its password: it ends up in terminals and CI logs.
+    started = subprocess.run([*cli, "start"], cwd=REPO, capture_output=True, text=True)
+    assert urlsplit(pg.dsn(tcp=True)).password not in started.stdout + started.stderr
+
+
+def test_cli_dsn_without_a_server_says_what_to_run(tmp_path: Path) -> None:
+    data_dir = tmp_path / "never-started"
+    printed = subprocess.run(
+        [sys.executable, "-m", "resources.embedded_postgres", "dsn", "--data-dir", str(data_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+
+    assert printed.returncode == 1
+    assert printed.stdout == ""
+    assert f"python -m resources.embedded_postgres start --data-dir {data_dir}" in printed.stderr
+    assert "ensure_running" not in printed.stderr
+
+
+def test_tasks_banners_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    import tasks
+
+    tasks.step("installing")
+
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "==> installing\n")

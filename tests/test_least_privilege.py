@@ -1,6 +1,7 @@
 """Every mode works as a role holding only the grants of docs/security.md, and a missing grant
-is a clear error. The role logs in itself (LOGIN via the DSN: both test servers trust local
-connections, so no password is needed)."""
+is a clear error. The role logs in itself (LOGIN via the DSN, no password: the system test
+server trusts local connections, and the embedded one admits its own OS account, and root, over
+its socket as any role)."""
 
 from __future__ import annotations
 
