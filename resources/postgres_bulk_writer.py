@@ -93,6 +93,15 @@ class PostgresBulkWriter(ConfigurableResource):
             "so a crashed run never holds locks for long; 0 disables."
         ),
     )
+    client_connection_check_interval: float = Field(
+        default=5.0,
+        description=(
+            "Seconds between the server's checks, during a long statement, that the client "
+            "is still connected: a run killed mid-write then stops its statement (and frees "
+            "its locks) within this long instead of running it to the end. 0 disables; "
+            "PostgreSQL 13 and older do not know the setting and need 0."
+        ),
+    )
     round_trip_timeout: float = Field(
         default=900.0,
         description=(
@@ -163,6 +172,11 @@ class PostgresBulkWriter(ConfigurableResource):
             "statement_timeout": ms(self.statement_timeout),
             "lock_timeout": ms(self.lock_timeout),
             "idle_in_transaction_session_timeout": ms(self.idle_in_transaction_timeout),
+            **(
+                {"client_connection_check_interval": ms(self.client_connection_check_interval)}
+                if self.client_connection_check_interval
+                else {}
+            ),
         }
 
     def _acquire_session(self) -> Session:

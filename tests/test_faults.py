@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import numpy as np
 import pandas as pd
 import pytest
+from _support import sessions_of
 from dagster import DagsterInstance, asset, materialize
 
 from resources import (
@@ -502,3 +507,40 @@ def test_a_round_trip_stuck_on_a_lost_connection_fails_fast(dsn: str) -> None:
             conn.terminate()
 
     assert asyncio.run(run()) < 5
+
+
+KILLED_CLIENT = """
+import sys
+from resources import PostgresBulkWriter
+
+dsn, app = sys.argv[1:3]
+PostgresBulkWriter(dsn=dsn, application_name=app, client_connection_check_interval=0.5).execute(
+    "SELECT pg_sleep(60)"
+)
+"""
+
+
+def test_a_statement_of_a_killed_client_ends_soon_after_it(dsn: str) -> None:
+    """A run killed with SIGKILL mid-statement: the server notices the closed socket within
+    client_connection_check_interval and ends the statement, instead of running it to the
+    end (60 s here) holding its locks."""
+    app = f"killed-{os.getpid()}-{time.monotonic_ns()}"
+    repo = Path(__file__).resolve().parents[1]
+    client = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CLIENT, dsn, app], env={**os.environ, "PYTHONPATH": str(repo)}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "active" not in asyncio.run(sessions_of(dsn, app)):
+            assert client.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(client.pid, signal.SIGKILL)
+        client.wait(10)
+        killed = time.monotonic()
+        while asyncio.run(sessions_of(dsn, app)) and time.monotonic() - killed < 20:
+            time.sleep(0.1)
+        assert asyncio.run(sessions_of(dsn, app)) == []
+        assert time.monotonic() - killed < 5
+    finally:
+        if client.poll() is None:
+            client.kill()
