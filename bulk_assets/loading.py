@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import asyncpg
-
-from resources import KeyRange, PostgresBulkWriter, WriteResult, qualified
+from resources import BulkWriteError, KeyRange, PostgresBulkWriter, WriteResult, qualified
 
 from .partitions import partition_for_key
 from .sources import rows_for
@@ -91,10 +89,9 @@ def run_ddl(writer: PostgresBulkWriter, spec: DatasetSpec) -> None:
     # transaction: the advisory lock is held until the DDL commits.
     try:
         writer.execute(f"SELECT pg_advisory_xact_lock({int(lock_id)});\n{spec.ddl}")
-    except asyncpg.PostgresError as exc:
-        raise RuntimeError(
-            f"dataset {spec.name}: the DDL for {spec.display} failed: {exc}"
-        ) from None
+    except BulkWriteError as exc:
+        exc.args = (f"dataset {spec.name}: the DDL for {spec.display} failed: {exc}",)
+        raise
 
 
 def table_regclass(spec: DatasetSpec) -> str:

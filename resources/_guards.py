@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ._mode_writer import ModeWriter
-from ._request import WriteRequest
+from ._request import Target, WriteRequest
 from ._retry import is_transient
 from ._translate import translate
 from .errors import (
@@ -46,7 +46,7 @@ async def transaction(conn: asyncpg.Connection, request: WriteRequest) -> AsyncI
 
 
 @contextlib.asynccontextmanager
-async def connection(pool: Pool, request: WriteRequest) -> AsyncIterator[asyncpg.Connection]:
+async def connection(pool: Pool, request: Target) -> AsyncIterator[asyncpg.Connection]:
     try:
         conn = await pool.acquire(timeout=request.round_trip_timeout)
     except TimeoutError as exc:
@@ -74,7 +74,7 @@ async def connection(pool: Pool, request: WriteRequest) -> AsyncIterator[asyncpg
 @contextlib.asynccontextmanager
 async def round_trip(
     conn: asyncpg.Connection,
-    request: WriteRequest,
+    request: Target,
     what: str,
     *,
     chunk: Chunk | None = None,
@@ -89,9 +89,7 @@ async def round_trip(
 
 
 @contextlib.asynccontextmanager
-async def watched(
-    conn: asyncpg.Connection, request: WriteRequest, what: str
-) -> AsyncIterator[None]:
+async def watched(conn: asyncpg.Connection, request: Target, what: str) -> AsyncIterator[None]:
     """The client-side limit, and a watchdog on the connection: asyncpg waits for its
     transport to accept more COPY data without noticing that the connection was lost (its
     flow-control event is never set again), which would otherwise hang until
@@ -123,7 +121,7 @@ async def watched(
 @contextlib.asynccontextmanager
 async def translated(
     conn: asyncpg.Connection,
-    request: WriteRequest,
+    request: Target,
     what: str,
     chunk: Chunk | None,
     writer: ModeWriter | None,

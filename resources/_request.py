@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypedDict
 
 from ._identifiers import check_identifier
 from ._modes import WriteMode, write_mode
@@ -15,6 +16,57 @@ Commit = Literal["write", "chunk"]
 
 
 OnBadRows = Literal["fail", "quarantine"]
+
+
+class Target(Protocol):
+    """What a round trip works for: named in its errors, limited in time."""
+
+    @property
+    def display(self) -> str: ...
+
+    @property
+    def round_trip_timeout(self) -> float | None: ...
+
+
+class WriteOptions(TypedDict, total=False):
+    """The keyword-only options of ``write`` and ``awrite``, after the table and the data.
+
+    mode: ``copy`` (binary COPY, the default and fastest), ``executemany``, ``insert``
+        (multi-row INSERT), ``update`` (set the other columns of rows matched by
+        ``key_columns``) or ``upsert`` (insert, or update on a ``key_columns`` conflict).
+    key_columns: the columns that identify a row, for ``update`` and ``upsert`` (and the
+        primary key of a table made with ``create=True``).
+    columns: the names of tuple fields, or the DataFrame columns to write.
+    chunk_size: rows per chunk; default: the resource's ``chunk_size``.
+    schema: the table's schema; default: the connection's ``search_path``.
+    create: create a missing table from the data's dtypes.
+    commit: ``"write"`` (default): one transaction for the whole write, nothing is visible
+        until all of it is. ``"chunk"``: one transaction per chunk, for loads too long to
+        hold one transaction open (locks, WAL, vacuum horizon); a failure keeps the chunks
+        committed before it, and the error says how many rows.
+    replace: ``True`` empties the table first, in the same transaction: a full refresh whose
+        new rows become visible all at once. A :class:`KeyRange` deletes just the rows in
+        that range (a partition's slice) and refuses new rows outside it, so running the
+        same range again gives the same table; writers of one range take turns. Appending
+        modes and ``commit="write"`` only.
+    on_bad_rows: ``"fail"`` (default): a bad value fails the whole write. ``"quarantine"``:
+        rows with a value the contract or the server refuses (type, NOT NULL, unique, check,
+        foreign key, a trigger's RAISE) are set aside, with the error, column and row number,
+        in ``rejects_table`` in the same transaction; the good rows load.
+    rejects_table: where quarantined rows go; default ``<table>__rejects``, created in the
+        table's schema if missing.
+    """
+
+    mode: Mode
+    key_columns: Sequence[str] | str | None
+    columns: Sequence[str] | None
+    chunk_size: int | None
+    schema: str | None
+    create: bool
+    commit: Commit
+    replace: bool | KeyRange
+    on_bad_rows: OnBadRows
+    rejects_table: str | None
 
 
 @dataclass(slots=True)
@@ -71,6 +123,43 @@ class WriteRequest:
             check_identifier(column, what="column name")
         if isinstance(self.replace, KeyRange):
             check_identifier(self.replace.column, what="KeyRange column")
+
+    @classmethod
+    def of(
+        cls,
+        table: str,
+        data: Any,
+        options: WriteOptions,
+        *,
+        chunk_size: int,
+        retries: int,
+        round_trip_timeout: float | None,
+    ) -> WriteRequest:
+        """The request for ``write(table, data, **options)``; the other arguments are the
+        writer's settings that the options may override."""
+        unknown = set(options) - set(WriteOptions.__annotations__)
+        if unknown:
+            raise TypeError(f"write() got unexpected options {sorted(unknown)}")
+        key_columns = options.get("key_columns") or ()
+        if isinstance(key_columns, str):
+            key_columns = [key_columns]
+        columns = options.get("columns")
+        return cls(
+            table=table,
+            data=data,
+            mode=options.get("mode", "copy"),
+            key_columns=tuple(key_columns),
+            columns=tuple(columns) if columns is not None else None,
+            chunk_size=options.get("chunk_size") or chunk_size,
+            schema=options.get("schema"),
+            create=options.get("create", False),
+            commit=options.get("commit", "write"),
+            replace=options.get("replace", False),
+            retries=retries,
+            round_trip_timeout=round_trip_timeout,
+            on_bad_rows=options.get("on_bad_rows", "fail"),
+            rejects_table=options.get("rejects_table"),
+        )
 
     @property
     def write_mode(self) -> WriteMode:

@@ -6,26 +6,27 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ._engine import execute_write
 from ._progress import Progress
-from ._request import Commit, OnBadRows, WriteRequest
+from ._request import WriteOptions, WriteRequest
 from ._retry import backoff
 from ._session import Session, bridge
 from ._sources import Data
+from ._statement import Statement, run_statement
 from .errors import TransientWriteError
-from .key_range import KeyRange
-from .write_result import Mode, WriteResult
+from .write_result import WriteResult
 
 __all__ = ["PostgresBulkWriter"]
 
 _logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PostgresBulkWriter(ConfigurableResource):
@@ -222,22 +223,7 @@ class PostgresBulkWriter(ConfigurableResource):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(
-        self,
-        table: str,
-        data: Data,
-        *,
-        mode: Mode = "copy",
-        key_columns: Sequence[str] | None = None,
-        columns: Sequence[str] | None = None,
-        chunk_size: int | None = None,
-        schema: str | None = None,
-        create: bool = False,
-        commit: Commit = "write",
-        replace: bool | KeyRange = False,
-        on_bad_rows: OnBadRows = "fail",
-        rejects_table: str | None = None,
-    ) -> WriteResult:
+    def write(self, table: str, data: Data, **options: Unpack[WriteOptions]) -> WriteResult:
         """Write ``data`` into ``table``; all of it or, on any error, none of it.
 
         Args:
@@ -245,31 +231,9 @@ class PostgresBulkWriter(ConfigurableResource):
             data: a DataFrame; an iterable or async iterable of DataFrames; an iterable or async
                 iterable of tuples (name them with ``columns``) or dicts; or a zero-argument
                 callable returning one of these, which lets a failed write be retried.
-            mode: ``copy`` (binary COPY, fastest), ``executemany``, ``insert`` (multi-row
-                INSERT), ``update`` (set the other columns of rows matched by ``key_columns``)
-                or ``upsert`` (insert, or update on a ``key_columns`` conflict).
-            key_columns: the columns that identify a row, for ``update`` and ``upsert`` (and
-                the primary key of a table made with ``create=True``).
-            columns: the names of tuple fields, or the DataFrame columns to write.
-            chunk_size: rows per chunk; default: the resource's ``chunk_size``.
-            schema: the table's schema; default: the connection's ``search_path``.
-            create: create a missing table from the data's dtypes.
-            commit: ``"write"`` (default): one transaction for the whole write, nothing is
-                visible until all of it is. ``"chunk"``: one transaction per chunk, for loads
-                too long to hold one transaction open (locks, WAL, vacuum horizon); a failure
-                keeps the chunks committed before it, and the error says how many rows.
-            replace: ``True`` empties the table first, in the same transaction: a full refresh
-                whose new rows become visible all at once. A :class:`KeyRange` deletes just
-                the rows in that range (a partition's slice) and refuses new rows outside it,
-                so running the same range again gives the same table. Appending modes and
-                ``commit="write"`` only.
-            on_bad_rows: ``"fail"`` (default): a bad value fails the whole write.
-                ``"quarantine"``: rows with a value the contract or the server refuses (type,
-                NOT NULL, unique, check, foreign key) are set aside, with the error, column
-                and row number, in ``rejects_table`` (default ``<table>__rejects``, created
-                in the table's schema if missing) in the same transaction; the good rows
-                load. ``WriteResult.rows_rejected`` counts them.
-            rejects_table: where quarantined rows go.
+            **options: keyword-only, see :class:`~resources.WriteOptions`: ``mode``,
+                ``key_columns``, ``columns``, ``chunk_size``, ``schema``, ``create``,
+                ``commit``, ``replace``, ``on_bad_rows``, ``rejects_table``.
 
         Returns:
             A :class:`WriteResult` with rows, chunks, seconds and rows per second.
@@ -278,66 +242,26 @@ class PostgresBulkWriter(ConfigurableResource):
             BadValueError: a value would not survive the trip; names table, column and row.
             SchemaMismatchError: unknown table, missing or extra columns.
             TransientWriteError: the server or network failed, and retries ran out.
+            Whatever the source raises, unchanged, with the write rolled back.
         """
         if isinstance(data, AsyncIterable) and _loop_running():
             raise TypeError(
                 f"write({table!r}, ...) got an async iterable inside a running event loop, which "
                 "it would have to block to consume: use `await writer.awrite(...)` instead"
             )
-        request = self._request(
-            table,
-            data,
-            key_columns,
-            columns,
-            chunk_size,
-            mode=mode,
-            schema=schema,
-            create=create,
-            commit=commit,
-            replace=replace,
-            on_bad_rows=on_bad_rows,
-            rejects_table=rejects_table,
-        )
+        request = self._request(table, data, options)
         session = self._acquire_session()
         try:
             return session.run(execute_write(self._pool(session), request, self._progress()))
         finally:
             self._release_session()
 
-    async def awrite(
-        self,
-        table: str,
-        data: Data,
-        *,
-        mode: Mode = "copy",
-        key_columns: Sequence[str] | None = None,
-        columns: Sequence[str] | None = None,
-        chunk_size: int | None = None,
-        schema: str | None = None,
-        create: bool = False,
-        commit: Commit = "write",
-        replace: bool | KeyRange = False,
-        on_bad_rows: OnBadRows = "fail",
-        rejects_table: str | None = None,
-    ) -> WriteResult:
+    async def awrite(self, table: str, data: Data, **options: Unpack[WriteOptions]) -> WriteResult:
         """The awaitable twin of :meth:`write`, with the same arguments, for async assets and
         plain asyncio code. Async iterables are consumed on the caller's event loop."""
         if isinstance(data, AsyncIterable):
             data = bridge(data, asyncio.get_running_loop())
-        request = self._request(
-            table,
-            data,
-            key_columns,
-            columns,
-            chunk_size,
-            mode=mode,
-            schema=schema,
-            create=create,
-            commit=commit,
-            replace=replace,
-            on_bad_rows=on_bad_rows,
-            rejects_table=rejects_table,
-        )
+        request = self._request(table, data, options)
         acquiring = asyncio.ensure_future(asyncio.to_thread(self._acquire_session))
         try:
             session = await asyncio.shield(acquiring)
@@ -351,48 +275,38 @@ class PostgresBulkWriter(ConfigurableResource):
             await asyncio.to_thread(self._release_session)
 
     def execute(self, sql: str, *args: Any) -> str:
-        """Run one SQL command (DDL, maintenance) with bound ``args``; returns its status."""
-        return self._call(lambda pool: pool.execute(sql, *args, timeout=self._timeout()))
+        """Run one SQL command (DDL, maintenance) with bound ``args``; returns its status.
+        Errors are this package's (:class:`TerminalWriteError`, :class:`TransientWriteError`,
+        ...), with the driver's exception as ``__cause__``."""
+        return self._call(sql, lambda conn: conn.execute(sql, *args))
 
     def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Run a query with bound ``args``; rows as dicts (for checks and metadata)."""
 
-        async def rows(pool: Any) -> list[dict[str, Any]]:
-            return [dict(r) for r in await pool.fetch(sql, *args, timeout=self._timeout())]
+        async def rows(conn: Any) -> list[dict[str, Any]]:
+            return [dict(r) for r in await conn.fetch(sql, *args)]
 
-        return self._call(rows)
+        return self._call(sql, rows)
 
-    def _call(self, work: Any) -> Any:
+    def _call(self, sql: str, work: Callable[[Any], Awaitable[T]]) -> T:
+        statement = Statement.of(sql, self._timeout())
         session = self._acquire_session()
         try:
-            return session.run(_as_coroutine(work(self._pool(session))))
+            return session.run(run_statement(self._pool(session), statement, work))
         finally:
             self._release_session()
 
     def _timeout(self) -> float | None:
         return self.round_trip_timeout or None
 
-    def _request(
-        self,
-        table: str,
-        data: Any,
-        key_columns: Sequence[str] | None,
-        columns: Sequence[str] | None,
-        chunk_size: int | None,
-        **options: Any,
-    ) -> WriteRequest:
-        """``options``: the write's own keyword arguments, passed on as they are."""
-        if isinstance(key_columns, str):
-            key_columns = [key_columns]
-        return WriteRequest(
-            table=table,
-            data=data,
-            key_columns=tuple(key_columns or ()),
-            columns=tuple(columns) if columns is not None else None,
-            chunk_size=chunk_size or self.chunk_size,
+    def _request(self, table: str, data: Any, options: WriteOptions) -> WriteRequest:
+        return WriteRequest.of(
+            table,
+            data,
+            options,
+            chunk_size=self.chunk_size,
             retries=self.retries,
             round_trip_timeout=self._timeout(),
-            **options,
         )
 
     @staticmethod
@@ -402,10 +316,6 @@ class PostgresBulkWriter(ConfigurableResource):
 
     def _progress(self) -> Progress:
         return self._log if self._log is not None else _logger
-
-
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable
 
 
 def _loop_running() -> bool:

@@ -544,3 +544,18 @@ def test_a_statement_of_a_killed_client_ends_soon_after_it(dsn: str) -> None:
     finally:
         if client.poll() is None:
             client.kill()
+
+
+def test_execute_and_fetch_go_through_the_guards(dsn: str) -> None:
+    """A statement outside a write gets the same treatment as a write's round trips: the
+    client-side time limit, and the driver's errors translated (with the cause kept)."""
+    from resources import TerminalWriteError, WriteTimeoutError
+
+    with PostgresBulkWriter(dsn=dsn, round_trip_timeout=0.5, statement_timeout=0) as writer:
+        with pytest.raises(WriteTimeoutError) as slow:
+            writer.fetch("SELECT pg_sleep(5)")
+        assert slow.value.limit == "round_trip_timeout"
+        with pytest.raises(TerminalWriteError, match="SELECT nonsense") as bad:
+            writer.execute("SELECT nonsense FROM nowhere_at_all")
+        assert isinstance(bad.value.__cause__, asyncpg.UndefinedTableError)
+        assert writer.fetch("SELECT 1 AS one") == [{"one": 1}]
