@@ -6,9 +6,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from resources import BulkWriteError, KeyRange, PostgresBulkWriter, WriteResult, qualified
+from resources import BulkWriteError, KeyRange, Log, PostgresBulkWriter, WriteResult, qualified
 
 from .partitions import partition_for_key
 from .sources import rows_for
@@ -18,12 +18,6 @@ if TYPE_CHECKING:
     from .fetch import Fetcher
 
 __all__ = ["PartitionLoad", "count_rows", "load_dataset", "slice_filter", "table_regclass"]
-
-
-class Log(Protocol):
-    def info(self, msg: str, *args: Any) -> Any: ...
-
-    def warning(self, msg: str, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from ._identifiers import qualified as qualified
 from ._identifiers import quote_ident as quote_ident
 from ._modes import WRITE_MODES as WRITE_MODES
 from ._modes import WriteMode as WriteMode
+from ._progress import Log as Log
 from ._request import WriteOptions as WriteOptions
 from .errors import BadValueError as BadValueError
 from .errors import BulkWriteError as BulkWriteError

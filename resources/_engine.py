@@ -15,7 +15,7 @@ from ._catalog import TableInfo
 from ._chunks import Chunk, Prefetch, first_and_rest, prepared_chunks
 from ._guards import connection, round_trip, transaction
 from ._mode_writer import ModeWriter
-from ._progress import Progress, Stats, report
+from ._progress import Log, Stats, report
 from ._quarantine import record_rejects, rejects_table_name
 from ._request import WriteRequest
 from ._retry import sleep_before_retry
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import Pool
 
 
-async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> WriteResult:
+async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteResult:
     """Run ``request`` against ``pool``; retry the whole write after a transient failure when
     the source can be replayed."""
     started = time.perf_counter()
@@ -70,7 +70,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Progress) -> Wri
 
 
 async def _write_in_one_transaction(
-    pool: Pool, request: WriteRequest, stats: Stats, log: Progress
+    pool: Pool, request: WriteRequest, stats: Stats, log: Log
 ) -> None:
     first, frames = await first_and_rest(request)
     if first is None and request.replace is False:
@@ -112,7 +112,7 @@ async def _record_applied_rejects(
     request: WriteRequest,
     writer: StagedWriter,
     stats: Stats,
-    log: Progress,
+    log: Log,
 ) -> None:
     """Rows the staged apply refused (quarantine): counted out of the rows written and
     recorded with the others."""
@@ -140,7 +140,7 @@ async def _advance_sequences(
     request: WriteRequest,
     info: TableInfo,
     maxima: dict[str, int],
-    log: Progress,
+    log: Log,
 ) -> None:
     """Before COMMIT: serial and identity columns written with explicit values get their
     sequences moved past those values."""
@@ -152,7 +152,7 @@ async def _advance_sequences(
         log.info("%s", line)
 
 
-async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: Stats, log: Progress) -> None:
+async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: Stats, log: Log) -> None:
     first, frames = await first_and_rest(request)
     if first is None:
         return
@@ -197,7 +197,7 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: Stats, log:
 async def _with_retries(
     attempt: Callable[[], Awaitable[None]],
     request: WriteRequest,
-    log: Progress,
+    log: Log,
     *,
     retries: int,
     what: str,

@@ -13,8 +13,12 @@ if TYPE_CHECKING:
     from ._request import WriteRequest
 
 
-class Progress(Protocol):
+class Log(Protocol):
+    """Where progress goes: a Dagster run log (``context.log``) or a ``logging.Logger``."""
+
     def info(self, msg: str, *args: Any) -> Any: ...
+
+    def warning(self, msg: str, *args: Any) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -42,7 +46,7 @@ class Stats:
         merge_maxima(self.maxima, chunk.maxima)
 
 
-def report(log: Progress, request: WriteRequest, stats: Stats) -> None:
+def report(log: Log, request: WriteRequest, stats: Stats) -> None:
     elapsed = time.perf_counter() - stats.started
     rate = stats.rows / elapsed if elapsed > 0 else 0.0
     log.info(

@@ -14,7 +14,7 @@ from ._binary_copy import copy_data
 from ._chunks import Chunk, Prefetch
 from ._guards import round_trip
 from ._mode_writer import ModeWriter, pieces
-from ._progress import Progress, Stats, report
+from ._progress import Log, Stats, report
 from ._quarantine import record_rejects, rejects_table_name, send_keeping_good_rows
 from ._request import WriteRequest
 from ._staged_writers import StagedWriter
@@ -31,7 +31,7 @@ async def stream(
     chunks: Prefetch,
     request: WriteRequest,
     stats: Stats,
-    log: Progress,
+    log: Log,
 ) -> None:
     """Send encoded chunks through as few COPY statements as possible: one COPY goes on
     from chunk to chunk while the next one is already prepared, so the server never waits

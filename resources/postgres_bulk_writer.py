@@ -14,7 +14,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ._engine import execute_write
-from ._progress import Progress
+from ._progress import Log
 from ._request import WriteOptions, WriteRequest
 from ._retry import backoff
 from ._session import Session, bridge
@@ -125,7 +125,7 @@ class PostgresBulkWriter(ConfigurableResource):
     _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _in_use: int = PrivateAttr(default=0)
     _held: bool = PrivateAttr(default=False)
-    _log: Progress | None = PrivateAttr(default=None)
+    _log: Log | None = PrivateAttr(default=None)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -314,7 +314,7 @@ class PostgresBulkWriter(ConfigurableResource):
         assert session.pool is not None, "an open session has a pool"
         return session.pool
 
-    def _progress(self) -> Progress:
+    def _progress(self) -> Log:
         return self._log if self._log is not None else _logger
 
 
