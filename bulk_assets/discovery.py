@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import ValidationError
@@ -201,7 +201,7 @@ def _import_function(reference: str) -> Callable[..., Any]:
             return source.function
     if not callable(target):
         raise ValueError(f"{reference} is a {type(target).__name__}, not a function")
-    return target
+    return cast(Callable[..., Any], target)
 
 
 def _import_file(path: Path) -> ModuleType:

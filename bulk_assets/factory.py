@@ -69,7 +69,7 @@ def _asset(
         required_resource_keys={"writer", "fetcher"},
         metadata={"table": spec.display, "mode": spec.mode},
     )
-    def _materialize(context: AssetExecutionContext) -> MaterializeResult:
+    def _materialize(context: AssetExecutionContext) -> MaterializeResult[None]:
         keys: Sequence[str | None] = context.partition_keys if spec.partitions else [None]
         writer = context.resources.writer
         try:

@@ -59,11 +59,12 @@ def partitions_definition(spec: DatasetSpec) -> PartitionsDefinition | None:
         return None
     if isinstance(partitions, ChunkPartitions):
         return StaticPartitionsDefinition(chunk_keys(partitions))
-    return _TIME_DEFS[partitions.kind](
+    time_def: PartitionsDefinition = _TIME_DEFS[partitions.kind](
         start_date=_as_datetime(partitions.start),
         end_date=None if partitions.end is None else _as_datetime(partitions.end),
         timezone=partitions.timezone,
     )
+    return time_def
 
 
 def chunk_keys(partitions: ChunkPartitions) -> list[str]:

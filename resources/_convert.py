@@ -15,7 +15,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -382,7 +382,7 @@ def _convert_date(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
             raise _Reject(f"{series.iloc[pos]} has a time part; a date column drops it", pos)
         # numpy turns a whole datetime64[D] array into date objects (NaT into None) in C; a
         # day outside Python's date range comes out as an int and takes the slow way.
-        days = series.to_numpy().astype("datetime64[D]").astype(object).tolist()
+        days: list[Any] = series.to_numpy().astype("datetime64[D]").astype(object).tolist()
         if not any(type(day) is int for day in days):
             return days
         return [
@@ -411,7 +411,7 @@ def _convert_interval(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> 
         if isinstance(value, pd.Timedelta):
             if value.nanoseconds:
                 raise _Reject(f"{value} has nanoseconds; PostgreSQL keeps microseconds")
-            return value.to_pytimedelta()
+            return cast(dt.timedelta, value.to_pytimedelta())
         if isinstance(value, dt.timedelta):
             return value
         raise _Reject(f"expected a timedelta, {_got(value)}")

@@ -153,7 +153,7 @@ async def cancel_when_lost(conn: asyncpg.Connection, task: asyncio.Task[Any]) ->
 
 def lost(conn: asyncpg.Connection) -> bool:
     try:
-        return conn.is_closed()
+        return bool(conn.is_closed())
     except asyncpg.InterfaceError:
         return True  # the pool already detached the lost connection
 

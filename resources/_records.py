@@ -99,7 +99,8 @@ def _cheap_maker(
 
 def _as_text(series: pd.Series) -> list[object]:
     # The driver takes this text as is (json, jsonb) or parses it in C (uuid).
-    return series.astype(object).tolist()
+    values: list[object] = series.astype(object).tolist()
+    return values
 
 
 def _as_datetimes(series: pd.Series) -> list[object]:

@@ -29,7 +29,7 @@ _logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PostgresBulkWriter(ConfigurableResource):
+class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
     """Writes DataFrames and row streams into PostgreSQL by binary COPY, executemany,
     multi-row INSERT, batch UPDATE or upsert; each write is one transaction by default.
 
@@ -278,7 +278,11 @@ class PostgresBulkWriter(ConfigurableResource):
         """Run one SQL command (DDL, maintenance) with bound ``args``; returns its status.
         Errors are this package's (:class:`TerminalWriteError`, :class:`TransientWriteError`,
         ...), with the driver's exception as ``__cause__``."""
-        return self._call(sql, lambda conn: conn.execute(sql, *args))
+
+        async def status(conn: Any) -> str:
+            return str(await conn.execute(sql, *args))
+
+        return self._call(sql, status)
 
     def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Run a query with bound ``args``; rows as dicts (for checks and metadata)."""
