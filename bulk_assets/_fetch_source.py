@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from resources._redact import Secrets, ambiguous_userinfo, url_secrets
+
 from ._fetch_errors import FetchError, Where
 
 __all__ = ["Bytes", "Source", "download", "open_bytes"]
@@ -40,19 +42,46 @@ _RETRY_STATUS = frozenset({408, 429})
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A location resolved, with no I/O done: ``url`` for http(s), else ``path``."""
+    """A location resolved, with no I/O done: ``url`` for http(s), else ``path``; ``secrets``
+    are what no message about it may show."""
 
     where: Where
     url: str | None
     path: Path | None
     gzip_name: bool
+    secrets: Secrets
 
     @classmethod
     def parse(cls, location: str, where: Where, *, gzip_name: bool) -> Source:
-        parts = urllib.parse.urlsplit(location)
+        if ambiguous_userinfo(location):
+            # urllib would take part of the password for the host and port, and quote it back
+            # in its error ("nonnumeric port").
+            raise where.error(
+                "an '@' follows the host, so where the user info ends is unclear; "
+                "percent-encode '/', '?', '#' and '@' in the user name and password, and '@' "
+                "elsewhere (%2F %3F %23 %40)"
+            )
+        secrets = url_secrets(location)
+        try:
+            parts = urllib.parse.urlsplit(location)
+        except ValueError as exc:  # an unbalanced "[" in the host
+            failure = where.error(f"not a valid URL: {secrets.describe(exc)}")
+        else:
+            return cls._parsed(location, parts, where, gzip_name, secrets)
+        raise failure  # outside the except block: urllib's message quotes the URL
+
+    @classmethod
+    def _parsed(
+        cls,
+        location: str,
+        parts: urllib.parse.SplitResult,
+        where: Where,
+        gzip_name: bool,
+        secrets: Secrets,
+    ) -> Source:
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
-            return cls(where, location, None, gzip_name)
+            return cls(where, location, None, gzip_name, secrets)
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
                 raise where.error(f"file URLs name no host, got {parts.netloc!r}")
@@ -63,7 +92,7 @@ class Source:
             )
         else:
             path = Path(location).expanduser()
-        return cls(where, None, path.absolute(), gzip_name)
+        return cls(where, None, path.absolute(), gzip_name, secrets)
 
 
 def open_bytes(

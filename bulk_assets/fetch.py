@@ -12,7 +12,7 @@ import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from ._fetch_errors import FetchError, Where, redact
+from ._fetch_errors import FetchError, Where, redact, scrubbed
 from ._fetch_formats import csv_chunks, infer_format, jsonl_chunks, parquet_chunks
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_source import Source, download, open_bytes
@@ -181,18 +181,22 @@ class Fetcher(ConfigurableResource):
                         yield chunk
                 return
             except FetchError as exc:
-                if yielded or not exc.transient or attempt >= self.retries:
-                    raise
-                attempt += 1
-                pause = min(_BACKOFF_FIRST * 2 ** (attempt - 1), _BACKOFF_MAX)
-                (self._log or _logger).warning(
-                    "%s; retrying in %.1f s (attempt %d of %d)",
-                    exc,
-                    pause,
-                    attempt + 1,
-                    self.retries + 1,
-                )
-                time.sleep(pause)
+                failure = scrubbed(exc, source.secrets)
+                retry = not yielded and exc.transient and attempt < self.retries
+            if not retry:
+                # Raised here, outside the except block: a scrubbed copy must not carry the
+                # original, whose text holds a secret, as its __context__.
+                raise failure
+            attempt += 1
+            pause = min(_BACKOFF_FIRST * 2 ** (attempt - 1), _BACKOFF_MAX)
+            (self._log or _logger).warning(
+                "%s; retrying in %.1f s (attempt %d of %d)",
+                failure,
+                pause,
+                attempt + 1,
+                self.retries + 1,
+            )
+            time.sleep(pause)
 
     def _raw_chunks(
         self,

@@ -2,7 +2,8 @@
 
 One base, :class:`BulkWriteError`, split into errors worth retrying (:class:`TransientWriteError`)
 and errors that a retry cannot fix (:class:`TerminalWriteError`). The driver's exception, where
-there is one, is kept as ``__cause__``. No message ever contains the DSN or its password.
+there is one, is kept as ``__cause__``, unless its text holds the password (then its scrubbed
+text is in the message instead). No message ever contains the DSN's password.
 """
 
 from __future__ import annotations
