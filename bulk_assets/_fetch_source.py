@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from resources._redact import Secrets, ambiguous_userinfo, url_secrets
+from resources._redact import Secrets, ambiguous_userinfo, mask_url, url_secrets
 
 from ._fetch_errors import FetchError, Where
 
@@ -36,6 +36,9 @@ Bytes: TypeAlias = "io.BufferedReader[Any]"
 # Copy downloads 1 MiB at a time: few system calls, little memory.
 _COPY_BLOCK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
+# The only schemes a redirect may lead to: urllib alone would also follow one to ftp://, which
+# frames() refuses as a location.
+_REDIRECT_SCHEMES = frozenset({"http", "https"})
 # 408 and 429 ask the client to come back later; 5xx is the server's own failure.
 _RETRY_STATUS = frozenset({408, 429})
 
@@ -168,7 +171,7 @@ def _get(
     )
     for name, value in secret.items():
         request.add_unredirected_header(name, value)
-    opener = urllib.request.build_opener(_SameOriginRedirects(clean, secret))
+    opener = urllib.request.build_opener(_SameOriginRedirects(clean, secret, where))
     method = f"GET {where.location}"
     try:
         response: http.client.HTTPResponse = opener.open(request, timeout=timeout)
@@ -220,12 +223,35 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects, re-sending the secret headers only to the origin they were meant for:
-    a redirect to another host (a CDN, a presigned bucket URL) must not receive them."""
+    """Follows redirects to http(s) only, re-sending the secret headers only to the origin they
+    were meant for: a redirect to another host (a CDN, a presigned bucket URL) must not receive
+    them."""
 
-    def __init__(self, url: str, secret: Mapping[str, str]) -> None:
+    def __init__(self, url: str, secret: Mapping[str, str], where: Where) -> None:
         self._origin = _origin(url)
         self._secret = dict(secret)
+        self._where = where
+
+    def http_error_302(self, req: Any, fp: Any, code: Any, msg: Any, headers: Any) -> Any:
+        # Checked before urllib's own handling, which follows ftp:// and, for other schemes,
+        # raises an HTTPError quoting the whole location, query and all.
+        target = headers.get("location") or headers.get("uri")
+        if target is not None:
+            try:
+                newurl = urllib.parse.urljoin(req.full_url, target.strip())
+            except ValueError:  # an unbalanced "[": not a URL to follow either
+                newurl = target
+            scheme = newurl.partition(":")[0].lower() if ":" in newurl else ""
+            if scheme not in _REDIRECT_SCHEMES:
+                fp.close()
+                raise self._where.error(
+                    f"HTTP {code} redirects to {mask_url(newurl)}, which is not http(s); "
+                    "only http(s) redirects are followed",
+                    status=code,
+                )
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     def redirect_request(self, req: Any, fp: Any, code: Any, msg: Any, headers: Any, newurl: str):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
