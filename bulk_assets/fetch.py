@@ -12,8 +12,9 @@ import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from ._fetch_csv import csv_chunks
 from ._fetch_errors import FetchError, Where, redact, scrubbed
-from ._fetch_formats import csv_chunks, infer_format, jsonl_chunks, parquet_chunks
+from ._fetch_formats import infer_format, jsonl_chunks, parquet_chunks
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_source import Source, download, open_bytes
 
@@ -34,9 +35,10 @@ class Fetcher(ConfigurableResource):
     """Reads datasets from URLs or paths in chunks.
 
     ``frames`` streams CSV (``.csv``, ``.csv.gz``), JSON Lines (``.jsonl``, ``.ndjson``) and
-    Parquet from an http(s) URL, a file URL or a local path as DataFrames of ``chunk_rows`` rows:
-    a multi-GB file never sits in memory whole. Each call returns a fresh, lazy generator
-    (nothing connects until the first chunk is asked for), so a writer given
+    Parquet from an http(s) URL, a file URL or a local path as DataFrames of ``chunk_rows`` rows
+    (CSV and JSON Lines: fewer once a chunk holds ``chunk_bytes`` bytes): a multi-GB file never
+    sits in memory whole, and a record past ``max_line_bytes`` is refused. Each call returns a
+    fresh, lazy generator (nothing connects until the first chunk is asked for), so a writer given
     ``lambda: fetcher.frames(url)`` can replay the whole read when it retries a write.
 
     Examples:
@@ -73,6 +75,25 @@ class Fetcher(ConfigurableResource):
     )
     chunk_rows: int = Field(
         default=50_000, description="Rows per DataFrame chunk, unless frames() says otherwise."
+    )
+    chunk_bytes: int = Field(
+        default=32 * 2**20,
+        gt=0,
+        description=(
+            "CSV and JSON Lines: a chunk ends early once it holds this many bytes of the file "
+            "(32 MiB), so that wide rows do not make chunk_rows rows a memory problem. A "
+            "chunk always holds at least one row."
+        ),
+    )
+    max_line_bytes: int = Field(
+        default=64 * 2**20,
+        gt=0,
+        description=(
+            "CSV and JSON Lines: the longest record or line accepted, in bytes (64 MiB). A "
+            "quoted CSV field spanning lines counts whole. Past it the fetch fails naming the "
+            "line, rather than growing memory without limit on a runaway field or a file "
+            "with no line breaks."
+        ),
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
@@ -222,11 +243,20 @@ class Fetcher(ConfigurableResource):
                     stream,
                     where,
                     chunk_rows=chunk_rows,
+                    chunk_bytes=self.chunk_bytes,
+                    max_line_bytes=self.max_line_bytes,
                     read_options=options,
                     text_columns=shape.text_columns(),
                 )
             if where.format == "jsonl":
-                return jsonl_chunks(stream, where, chunk_rows=chunk_rows, read_options=options)
+                return jsonl_chunks(
+                    stream,
+                    where,
+                    chunk_rows=chunk_rows,
+                    chunk_bytes=self.chunk_bytes,
+                    max_line_bytes=self.max_line_bytes,
+                    read_options=options,
+                )
             path = download(stream, where, suffix=".parquet")
             stack.callback(path.unlink, missing_ok=True)
         return parquet_chunks(path, where, chunk_rows=chunk_rows, columns=shape.source_columns())
