@@ -87,6 +87,7 @@ def csv_chunks(
     if header is None:
         yield pd.DataFrame()
         return
+    _check_header(header, where, options, encoding)
     header_lines = header.count(b"\n")
     given_frame = False
     while True:
@@ -126,6 +127,26 @@ def _quote_byte(options: Mapping[str, Any], encoding: str) -> int | None:
     except UnicodeEncodeError:
         return None
     return ord(quotechar)
+
+
+def _check_header(header: bytes, where: Where, options: Mapping[str, Any], encoding: str) -> None:
+    """Refuse a header that names a column twice: pandas would rename the second ``id`` to
+    ``id.1`` and load it under a name no one chose."""
+    raw = {k: v for k, v in options.items() if k in ("sep", "delimiter", "quotechar", "encoding")}
+    try:
+        row = pd.read_csv(io.BytesIO(header), header=None, dtype=str, nrows=1, **raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _csv_error(exc, where, encoding) from exc
+    names = ["" if pd.isna(v) else str(v) for v in row.iloc[0]] if len(row) else []
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise where.error(
+                f"the header names column {name!r} twice; rename one (the header is line 1)",
+                line=1,
+                column=name,
+            )
+        seen.add(name)
 
 
 def _parse(

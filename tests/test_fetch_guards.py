@@ -1,6 +1,6 @@
-"""What a fetch refuses: a redirect off http(s), and a field or line past the Fetcher's
-ceiling, each with an error naming location and place; and chunks bounded by bytes as well as
-rows."""
+"""What a fetch refuses: a redirect off http(s), a CSV header naming a column twice, and a
+field or line past the Fetcher's ceiling, each with an error naming location and place; and
+chunks bounded by bytes as well as rows."""
 
 from __future__ import annotations
 
@@ -99,6 +99,35 @@ def test_a_redirect_off_http_is_refused_naming_the_masked_location(
 def test_an_http_redirect_is_still_followed(base: str, fetcher: Fetcher) -> None:
     (chunk,) = fetcher.frames(f"{base}/to-ok", format="csv")
     assert chunk["a"].tolist() == [1]
+
+
+# -- CSV headers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "column"),
+    [
+        ("id,id\n1,2\n", {}, "id"),
+        ("a;b;a\n1;2;3\n", {"sep": ";"}, "a"),
+        ('"x y",z,"x y"\n1,2,3\n', {}, "x y"),
+    ],
+)
+def test_a_header_naming_a_column_twice_is_refused(
+    tmp_path: Path, fetcher: Fetcher, text: str, options: dict[str, Any], column: str
+) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text(text)
+    with pytest.raises(FetchError) as caught:
+        list(fetcher.frames(str(path), read_options=options or None))
+    assert str(path) in str(caught.value) and repr(column) in str(caught.value)
+    assert caught.value.column == column and caught.value.line == 1
+
+
+def test_a_header_with_a_dotted_name_is_no_duplicate(tmp_path: Path, fetcher: Fetcher) -> None:
+    path = tmp_path / "dotted.csv"
+    path.write_text("id,id.1\n1,2\n")
+    (chunk,) = fetcher.frames(str(path))
+    assert list(chunk.columns) == ["id", "id.1"]
 
 
 # -- bytes: the ceiling for one record, chunks bounded by bytes -----------------------------------
