@@ -25,7 +25,15 @@ from dataclasses import dataclass
 
 from asyncpg import connect_utils
 
-__all__ = ["MASK", "MalformedDsnError", "Secrets", "dsn_secrets", "mask_url", "url_secrets"]
+__all__ = [
+    "MASK",
+    "MalformedDsnError",
+    "Secrets",
+    "ambiguous_userinfo",
+    "dsn_secrets",
+    "mask_url",
+    "url_secrets",
+]
 
 MASK = "***"
 # A URL scheme of two letters or more: one letter is a Windows drive (C:\data), not a scheme.
