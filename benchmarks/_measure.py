@@ -60,7 +60,7 @@ class Isolated:
 
     @property
     def start_method(self) -> str:
-        return self._context.get_start_method()
+        return str(self._context.get_start_method())
 
     def run(self, target: Callable[[Any], dict[str, Any]], spec: Any) -> dict[str, Any]:
         receive, send = self._context.Pipe(duplex=False)

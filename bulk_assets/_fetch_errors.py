@@ -1,14 +1,13 @@
-"""The one exception a fetch raises, and the redaction every message goes through."""
+"""The one exception a fetch raises, and how its messages are kept free of credentials."""
 
 from __future__ import annotations
 
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FetchError", "Where", "redact"]
+from resources._redact import Secrets, mask_url
 
-_MASK = "***"
+__all__ = ["FetchError", "Where", "redact", "scrubbed"]
 
 
 class FetchError(Exception):
@@ -72,17 +71,27 @@ class Where:
 
 
 def redact(location: str) -> str:
-    """``location`` fit for a message or a log: the userinfo of a URL (``user:password@``) and
-    every query value become ``***``. All query values, not only ``token=``: a presigned URL
-    carries its signature under names of the issuer's choosing (``X-Amz-Signature``, ``sig``)."""
-    parts = urllib.parse.urlsplit(location)
-    # A one-letter "scheme" is a Windows drive; no scheme at all is a plain path.
-    if len(parts.scheme) < 2:
-        return location
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{_MASK}@{netloc.rpartition('@')[2]}"
-    query = "&".join(
-        f"{item.partition('=')[0]}={_MASK}" if item else item for item in parts.query.split("&")
+    """``location`` fit for a message or a log: the user info of a URL (whatever characters it
+    holds) and every query value become ``***``. All query values, not only ``token=``: a
+    presigned URL carries its signature under names of the issuer's choosing
+    (``X-Amz-Signature``, ``sig``)."""
+    return mask_url(location)
+
+
+def scrubbed(exc: FetchError, secrets: Secrets) -> FetchError:
+    """``exc`` if neither its message nor anything in its cause chain holds one of
+    ``secrets``; else a copy with the message scrubbed and no cause. Libraries quote the URL
+    they were given (``http.client``'s "URL can't contain control characters", an
+    ``HTTPError``'s ``filename``), and Dagster stores the whole chain."""
+    if secrets.safe_cause(exc) is exc:
+        return exc
+    return FetchError(
+        secrets.scrub(str(exc)),
+        location=exc.location,
+        format=exc.format,
+        status=exc.status,
+        line=exc.line,
+        row=exc.row,
+        column=exc.column,
+        transient=exc.transient,
     )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))

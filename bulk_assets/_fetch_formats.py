@@ -1,5 +1,6 @@
-"""The readers: a byte stream (CSV, JSON Lines) or a Parquet file as DataFrame chunks of
-``chunk_rows`` rows each, the last one shorter. A source with no data at all comes out as one
+"""The readers of JSON Lines (a byte stream) and Parquet (a file) as DataFrame chunks of
+``chunk_rows`` rows each (JSON Lines: fewer, past ``chunk_bytes``), the last one shorter;
+CSV's is in :mod:`._fetch_csv`. A source with no data at all comes out as one
 frame without columns, which the caller turns into an empty result or an error."""
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ import contextlib
 import io
 import itertools
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ._fetch_errors import FetchError, Where
 from ._fetch_source import Bytes
 
-__all__ = ["csv_chunks", "infer_format", "jsonl_chunks", "parquet_chunks"]
+__all__ = ["infer_format", "jsonl_chunks", "parquet_chunks"]
 
 _EXTENSIONS = {
     ".csv": "csv",
@@ -29,7 +29,6 @@ _EXTENSIONS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _PARQUET_MAGIC = b"PAR1"
 # Header magic, footer length (4 bytes) and footer magic: nothing shorter is a Parquet file.
 _PARQUET_MIN_SIZE = 12
@@ -58,71 +57,25 @@ def infer_format(path: str) -> tuple[str | None, bool]:
     return _EXTENSIONS.get(PurePosixPath(name).suffix), gzipped
 
 
-def csv_chunks(
-    stream: Bytes,
-    where: Where,
-    *,
-    chunk_rows: int,
-    read_options: Mapping[str, Any],
-    text_columns: Sequence[str],
-) -> Iterator[pd.DataFrame]:
-    """``pd.read_csv`` chunk by chunk. Only an empty field is a missing value unless
-    ``read_options`` says otherwise: pandas' default list also takes "NA" (Namibia's country
-    code) and "null" for missing. ``text_columns`` are read as text, so "007" stays "007"."""
-    options: dict[str, Any] = {}
-    if "na_values" not in read_options and "keep_default_na" not in read_options:
-        options.update(keep_default_na=False, na_values=[""])
-    options.update(read_options)
-    given = options.get("dtype")
-    if text_columns and (given is None or isinstance(given, Mapping)):
-        options["dtype"] = {**dict.fromkeys(text_columns, "str"), **(given or {})}
-    encoding = options.get("encoding") or "utf-8"
-    try:
-        reader = pd.read_csv(stream, chunksize=chunk_rows, **options)
-    except pd.errors.EmptyDataError:
-        yield pd.DataFrame()
-        return
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _csv_error(exc, where, encoding) from exc
-    with reader:
-        while True:
-            try:
-                chunk = next(reader, None)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise _csv_error(exc, where, encoding) from exc
-            if chunk is None:
-                return
-            yield chunk
-
-
-def _csv_error(exc: Exception, where: Where, encoding: str) -> FetchError:
-    if isinstance(exc, FetchError):
-        return exc
-    if isinstance(exc, UnicodeDecodeError):
-        return where.error(f"not valid {encoding} text: {exc.reason}")
-    text = str(exc).strip()
-    if found := _FIELDS.search(text):
-        expected, line, saw = (int(g) for g in found.groups())
-        return where.error(f"line {line} has {saw} fields, expected {expected}", line=line)
-    return where.error(f"malformed: {text.removeprefix('Error tokenizing data. C error: ')}")
-
-
 def jsonl_chunks(
     stream: Bytes,
     where: Where,
     *,
     chunk_rows: int,
+    chunk_bytes: int,
+    max_line_bytes: int,
     read_options: Mapping[str, Any],
 ) -> Iterator[pd.DataFrame]:
-    """``pd.read_json(lines=True)`` on ``chunk_rows`` non-blank lines at a time; we batch the
-    lines ourselves, so that a malformed one can be named by its line number. ``dtype=False``
-    by default: pandas would otherwise turn a text column of digits ("01", "02") into ints."""
+    """``pd.read_json(lines=True)`` on up to ``chunk_rows`` non-blank lines and about
+    ``chunk_bytes`` bytes at a time; we batch the lines ourselves, so that a malformed one can
+    be named by its line number, and a line past ``max_line_bytes`` is refused before it fills
+    memory. ``dtype=False`` by default: pandas would otherwise turn a text column of digits
+    ("01", "02") into ints."""
     options = {"dtype": False, **read_options}
     encoding = options.pop("encoding", None) or "utf-8"
-    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
-    records = _numbered_lines(text, where, encoding)
+    records = _numbered_lines(stream, where, encoding, max_line_bytes)
     row = 0
-    while batch := list(itertools.islice(records, chunk_rows)):
+    while batch := _batch(records, chunk_rows, chunk_bytes):
         body = "\n".join(line for _, line in batch)
         try:
             frame = pd.read_json(io.StringIO(body), lines=True, **options)
@@ -134,20 +87,41 @@ def jsonl_chunks(
         yield pd.DataFrame()
 
 
+def _batch(records: Iterator[tuple[int, str]], rows: int, size: int) -> list[tuple[int, str]]:
+    batch: list[tuple[int, str]] = []
+    total = 0
+    for record in itertools.islice(records, rows):
+        batch.append(record)
+        total += len(record[1])
+        if total >= size:
+            break
+    return batch
+
+
 def _numbered_lines(
-    text: io.TextIOWrapper, where: Where, encoding: str
+    stream: Bytes, where: Where, encoding: str, max_line: int
 ) -> Iterator[tuple[int, str]]:
     number = 0
     while True:
-        try:
-            line = text.readline()
-        except UnicodeDecodeError as exc:
-            raise where.error(f"line {number + 1} is not valid {encoding}: {exc.reason}") from exc
-        if not line:
+        # One byte more than the ceiling: a line that fills it all is too long.
+        raw = stream.readline(max_line + 1)
+        if not raw:
             return
         number += 1
+        content = raw.rstrip(b"\r\n")
+        if len(content) > max_line:
+            raise where.error(
+                f"line {number}: longer than max_line_bytes={max_line:,} bytes (a line that "
+                "large is refused to bound memory; raise the Fetcher's max_line_bytes if the "
+                "file is meant so)",
+                line=number,
+            )
+        try:
+            line = content.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise where.error(f"line {number} is not valid {encoding}: {exc.reason}") from exc
         if line.strip():
-            yield number, line.rstrip("\r\n")
+            yield number, line
 
 
 def _jsonl_error(

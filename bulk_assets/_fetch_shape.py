@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from resources._display import first_true, show
+
 from ._fetch_errors import Where
 
 __all__ = ["Shape", "check_dtype"]
@@ -20,7 +22,6 @@ _TRUTH = {"true": True, "t": True, "yes": True, "y": True, "1": True}
 _TRUTH |= {"false": False, "f": False, "no": False, "n": False, "0": False}
 # dtypes whose CSV columns are read as text, parsed by us rather than guessed by pandas.
 _FROM_TEXT = ("string", "str", "date", "bool", "boolean", "datetime64")
-_MAX_REPR = 60
 
 
 class _Bad(Exception):
@@ -128,15 +129,6 @@ class Shape:
         return names
 
 
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
-
-
-def _first(mask: Any) -> int:
-    return int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
-
-
 def _convert(series: pd.Series, dtype: str) -> pd.Series:
     if dtype == "date":
         return _to_date(series)
@@ -160,14 +152,15 @@ def _convert(series: pd.Series, dtype: str) -> pd.Series:
             try:
                 pd.Series([value]).astype(target)
             except (ValueError, TypeError, OverflowError) as bad:
-                raise _Bad(i, f"expected {dtype}, got {_show(value)} ({bad})") from exc
+                raise _Bad(i, f"expected {dtype}, got {show(value)} ({bad})") from exc
         raise _Bad(None, f"cannot convert to {dtype}: {exc}") from exc
 
 
 def _numbers(series: pd.Series, dtype: str, *, nan_text: bool = False) -> pd.Series:
     if pd.api.types.is_bool_dtype(series.dtype):
         raise _Bad(
-            _first(series.notna()) if series.notna().any() else 0, f"expected {dtype}, got booleans"
+            first_true(series.notna()) if series.notna().any() else 0,
+            f"expected {dtype}, got booleans",
         )
     if pd.api.types.is_numeric_dtype(series.dtype):
         return series
@@ -176,8 +169,8 @@ def _numbers(series: pd.Series, dtype: str, *, nan_text: bool = False) -> pd.Ser
     if nan_text:
         bad &= series.astype(str).str.strip().str.lower() != "nan"
     if bad.any():
-        pos = _first(bad)
-        raise _Bad(pos, f"expected {dtype}, got {_show(series.iloc[pos])}")
+        pos = first_true(bad)
+        raise _Bad(pos, f"expected {dtype}, got {show(series.iloc[pos])}")
     return parsed
 
 
@@ -185,7 +178,7 @@ def _refuse_missing(missing: pd.Series, target: Any, dtype: str, *, nullable: st
     """A numpy dtype has no NULL: a missing value needs the pandas nullable twin."""
     if isinstance(target, np.dtype) and missing.any():
         raise _Bad(
-            _first(missing),
+            first_true(missing),
             f"expected {dtype}, got a missing value (use {nullable!r} for a column with nulls)",
         )
 
@@ -198,13 +191,13 @@ def _to_int(series: pd.Series, target: Any, dtype: str) -> pd.Series:
         values = numbers.to_numpy(dtype="float64", na_value=np.nan)
         fractional = ~np.isnan(values) & (values != np.floor(values))
         if fractional.any():
-            pos = _first(fractional)
-            raise _Bad(pos, f"expected {dtype}, got {_show(series.iloc[pos])} (not a whole number)")
+            pos = first_true(fractional)
+            raise _Bad(pos, f"expected {dtype}, got {show(series.iloc[pos])} (not a whole number)")
     info = np.iinfo(target.numpy_dtype if not isinstance(target, np.dtype) else target)
     out_of_range = ~missing & ((numbers < info.min) | (numbers > info.max))
     if out_of_range.any():
-        pos = _first(out_of_range)
-        raise _Bad(pos, f"expected {dtype} ({info.min}..{info.max}), got {_show(series.iloc[pos])}")
+        pos = first_true(out_of_range)
+        raise _Bad(pos, f"expected {dtype} ({info.min}..{info.max}), got {show(series.iloc[pos])}")
     return numbers.astype(target)
 
 
@@ -216,9 +209,9 @@ def _to_bool(series: pd.Series, target: Any, dtype: str) -> pd.Series:
     mapped = series.map(lambda v: _TRUTH.get(str(v).strip().lower()) if not pd.isna(v) else None)
     bad = mapped.isna() & ~missing
     if bad.any():
-        pos = _first(bad)
+        pos = first_true(bad)
         raise _Bad(
-            pos, f"expected {dtype} (true/false, t/f, yes/no, 1/0), got {_show(series.iloc[pos])}"
+            pos, f"expected {dtype} (true/false, t/f, yes/no, 1/0), got {show(series.iloc[pos])}"
         )
     return mapped.astype("boolean").astype(target)
 
@@ -233,8 +226,8 @@ def _parse_datetimes(series: pd.Series, dtype: str, *, utc: bool) -> pd.Series:
             raise _Bad(None, f"expected {dtype}: {exc}") from exc
     bad = parsed.isna() & series.notna()
     if bad.any():
-        pos = _first(bad)
-        raise _Bad(pos, f"expected {dtype} (ISO 8601), got {_show(series.iloc[pos])}")
+        pos = first_true(bad)
+        raise _Bad(pos, f"expected {dtype} (ISO 8601), got {show(series.iloc[pos])}")
     return parsed
 
 
@@ -251,7 +244,7 @@ def _to_datetime(series: pd.Series, target: Any, dtype: str) -> pd.Series:
         )
     elif has_zone:
         raise _Bad(
-            _first(parsed.notna()) if parsed.notna().any() else None,
+            first_true(parsed.notna()) if parsed.notna().any() else None,
             f"expected {dtype} (no time zone), got values with a zone; "
             "declare 'datetime64[us, UTC]'",
         )
@@ -265,10 +258,10 @@ def _to_date(series: pd.Series) -> pd.Series:
         return pd.Series(np.where(present, values, None), index=series.index, dtype=object)
     parsed = _parse_datetimes(series, "date", utc=False)
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        raise _Bad(_first(parsed.notna()), "expected a date, got a timestamp with a time zone")
+        raise _Bad(first_true(parsed.notna()), "expected a date, got a timestamp with a time zone")
     timed = parsed.notna() & (parsed != parsed.dt.normalize())
     if timed.any():
-        pos = _first(timed)
-        raise _Bad(pos, f"expected a date, got {_show(series.iloc[pos])} (it has a time part)")
+        pos = first_true(timed)
+        raise _Bad(pos, f"expected a date, got {show(series.iloc[pos])} (it has a time part)")
     dates = parsed.dt.date.to_numpy(dtype=object)
     return pd.Series(np.where(present, dates, None), index=series.index, dtype=object)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from resources._redact import Secrets, ambiguous_userinfo, mask_url, url_secrets
+
 from ._fetch_errors import FetchError, Where
 
 __all__ = ["Bytes", "Source", "download", "open_bytes"]
@@ -34,25 +36,55 @@ Bytes: TypeAlias = "io.BufferedReader[Any]"
 # Copy downloads 1 MiB at a time: few system calls, little memory.
 _COPY_BLOCK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
+# The only schemes a redirect may lead to: urllib alone would also follow one to ftp://, which
+# frames() refuses as a location.
+_REDIRECT_SCHEMES = frozenset({"http", "https"})
 # 408 and 429 ask the client to come back later; 5xx is the server's own failure.
 _RETRY_STATUS = frozenset({408, 429})
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A location resolved, with no I/O done: ``url`` for http(s), else ``path``."""
+    """A location resolved, with no I/O done: ``url`` for http(s), else ``path``; ``secrets``
+    are what no message about it may show."""
 
     where: Where
     url: str | None
     path: Path | None
     gzip_name: bool
+    secrets: Secrets
 
     @classmethod
     def parse(cls, location: str, where: Where, *, gzip_name: bool) -> Source:
-        parts = urllib.parse.urlsplit(location)
+        if ambiguous_userinfo(location):
+            # urllib would take part of the password for the host and port, and quote it back
+            # in its error ("nonnumeric port").
+            raise where.error(
+                "an '@' follows the host, so where the user info ends is unclear; "
+                "percent-encode '/', '?', '#' and '@' in the user name and password, and '@' "
+                "elsewhere (%2F %3F %23 %40)"
+            )
+        secrets = url_secrets(location)
+        try:
+            parts = urllib.parse.urlsplit(location)
+        except ValueError as exc:  # an unbalanced "[" in the host
+            failure = where.error(f"not a valid URL: {secrets.describe(exc)}")
+        else:
+            return cls._parsed(location, parts, where, gzip_name, secrets)
+        raise failure  # outside the except block: urllib's message quotes the URL
+
+    @classmethod
+    def _parsed(
+        cls,
+        location: str,
+        parts: urllib.parse.SplitResult,
+        where: Where,
+        gzip_name: bool,
+        secrets: Secrets,
+    ) -> Source:
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
-            return cls(where, location, None, gzip_name)
+            return cls(where, location, None, gzip_name, secrets)
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
                 raise where.error(f"file URLs name no host, got {parts.netloc!r}")
@@ -63,7 +95,7 @@ class Source:
             )
         else:
             path = Path(location).expanduser()
-        return cls(where, None, path.absolute(), gzip_name)
+        return cls(where, None, path.absolute(), gzip_name, secrets)
 
 
 def open_bytes(
@@ -139,7 +171,7 @@ def _get(
     )
     for name, value in secret.items():
         request.add_unredirected_header(name, value)
-    opener = urllib.request.build_opener(_SameOriginRedirects(clean, secret))
+    opener = urllib.request.build_opener(_SameOriginRedirects(clean, secret, where))
     method = f"GET {where.location}"
     try:
         response: http.client.HTTPResponse = opener.open(request, timeout=timeout)
@@ -191,14 +223,39 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects, re-sending the secret headers only to the origin they were meant for:
-    a redirect to another host (a CDN, a presigned bucket URL) must not receive them."""
+    """Follows redirects to http(s) only, re-sending the secret headers only to the origin they
+    were meant for: a redirect to another host (a CDN, a presigned bucket URL) must not receive
+    them."""
 
-    def __init__(self, url: str, secret: Mapping[str, str]) -> None:
+    def __init__(self, url: str, secret: Mapping[str, str], where: Where) -> None:
         self._origin = _origin(url)
         self._secret = dict(secret)
+        self._where = where
 
-    def redirect_request(self, req: Any, fp: Any, code: Any, msg: Any, headers: Any, newurl: str):
+    def http_error_302(self, req: Any, fp: Any, code: Any, msg: Any, headers: Any) -> Any:
+        # Checked before urllib's own handling, which follows ftp:// and, for other schemes,
+        # raises an HTTPError quoting the whole location, query and all.
+        target = headers.get("location") or headers.get("uri")
+        if target is not None:
+            try:
+                newurl = urllib.parse.urljoin(req.full_url, target.strip())
+            except ValueError:  # an unbalanced "[": not a URL to follow either
+                newurl = target
+            scheme = newurl.partition(":")[0].lower() if ":" in newurl else ""
+            if scheme not in _REDIRECT_SCHEMES:
+                fp.close()
+                raise self._where.error(
+                    f"HTTP {code} redirects to {mask_url(newurl)}, which is not http(s); "
+                    "only http(s) redirects are followed",
+                    status=code,
+                )
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: Any, msg: Any, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and _origin(new.full_url) == self._origin:
             for name, value in self._secret.items():

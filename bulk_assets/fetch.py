@@ -12,8 +12,11 @@ import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from ._fetch_errors import FetchError, Where, redact
-from ._fetch_formats import csv_chunks, infer_format, jsonl_chunks, parquet_chunks
+from resources._retry import backoff
+
+from ._fetch_csv import csv_chunks
+from ._fetch_errors import FetchError, Where, redact, scrubbed
+from ._fetch_formats import infer_format, jsonl_chunks, parquet_chunks
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_source import Source, download, open_bytes
 
@@ -23,20 +26,22 @@ Format: TypeAlias = Literal["csv", "parquet", "jsonl"]
 _FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
 # Options that would break the chunk contract; chunk_rows says how many rows.
 _RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
-# Retry pauses: 0.5 s, 1 s, 2 s ..., capped at 8 s.
+# Retry pauses: full jitter (the writer's policy) up to 1 s, 2 s, 4 s ..., capped at 8 s: a
+# server that dropped many readers at once is not hit by them all again at once.
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0
 
 _logger = logging.getLogger(__name__)
 
 
-class Fetcher(ConfigurableResource):
+class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
     """Reads datasets from URLs or paths in chunks.
 
     ``frames`` streams CSV (``.csv``, ``.csv.gz``), JSON Lines (``.jsonl``, ``.ndjson``) and
-    Parquet from an http(s) URL, a file URL or a local path as DataFrames of ``chunk_rows`` rows:
-    a multi-GB file never sits in memory whole. Each call returns a fresh, lazy generator
-    (nothing connects until the first chunk is asked for), so a writer given
+    Parquet from an http(s) URL, a file URL or a local path as DataFrames of ``chunk_rows`` rows
+    (CSV and JSON Lines: fewer once a chunk holds ``chunk_bytes`` bytes): a multi-GB file never
+    sits in memory whole, and a record past ``max_line_bytes`` is refused. Each call returns a
+    fresh, lazy generator (nothing connects until the first chunk is asked for), so a writer given
     ``lambda: fetcher.frames(url)`` can replay the whole read when it retries a write.
 
     Examples:
@@ -73,6 +78,25 @@ class Fetcher(ConfigurableResource):
     )
     chunk_rows: int = Field(
         default=50_000, description="Rows per DataFrame chunk, unless frames() says otherwise."
+    )
+    chunk_bytes: int = Field(
+        default=32 * 2**20,
+        gt=0,
+        description=(
+            "CSV and JSON Lines: a chunk ends early once it holds this many bytes of the file "
+            "(32 MiB), so that wide rows do not make chunk_rows rows a memory problem. A "
+            "chunk always holds at least one row."
+        ),
+    )
+    max_line_bytes: int = Field(
+        default=64 * 2**20,
+        gt=0,
+        description=(
+            "CSV and JSON Lines: the longest record or line accepted, in bytes (64 MiB). A "
+            "quoted CSV field spanning lines counts whole. Past it the fetch fails naming the "
+            "line, rather than growing memory without limit on a runaway field or a file "
+            "with no line breaks."
+        ),
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
@@ -181,18 +205,22 @@ class Fetcher(ConfigurableResource):
                         yield chunk
                 return
             except FetchError as exc:
-                if yielded or not exc.transient or attempt >= self.retries:
-                    raise
-                attempt += 1
-                pause = min(_BACKOFF_FIRST * 2 ** (attempt - 1), _BACKOFF_MAX)
-                (self._log or _logger).warning(
-                    "%s; retrying in %.1f s (attempt %d of %d)",
-                    exc,
-                    pause,
-                    attempt + 1,
-                    self.retries + 1,
-                )
-                time.sleep(pause)
+                failure = scrubbed(exc, source.secrets)
+                retry = not yielded and exc.transient and attempt < self.retries
+            if not retry:
+                # Raised here, outside the except block: a scrubbed copy must not carry the
+                # original, whose text holds a secret, as its __context__.
+                raise failure
+            attempt += 1
+            pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
+            (self._log or _logger).warning(
+                "%s; retrying in %.1f s (attempt %d of %d)",
+                failure,
+                pause,
+                attempt + 1,
+                self.retries + 1,
+            )
+            time.sleep(pause)
 
     def _raw_chunks(
         self,
@@ -218,11 +246,20 @@ class Fetcher(ConfigurableResource):
                     stream,
                     where,
                     chunk_rows=chunk_rows,
+                    chunk_bytes=self.chunk_bytes,
+                    max_line_bytes=self.max_line_bytes,
                     read_options=options,
                     text_columns=shape.text_columns(),
                 )
             if where.format == "jsonl":
-                return jsonl_chunks(stream, where, chunk_rows=chunk_rows, read_options=options)
+                return jsonl_chunks(
+                    stream,
+                    where,
+                    chunk_rows=chunk_rows,
+                    chunk_bytes=self.chunk_bytes,
+                    max_line_bytes=self.max_line_bytes,
+                    read_options=options,
+                )
             path = download(stream, where, suffix=".parquet")
             stack.callback(path.unlink, missing_ok=True)
         return parquet_chunks(path, where, chunk_rows=chunk_rows, columns=shape.source_columns())

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._location import fill
 from .specs import DatasetSpec, FetchSource
 
 if TYPE_CHECKING:
@@ -45,9 +46,10 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
 
 
 def _format_location(location: str, partition: Partition) -> str:
-    if partition.key is None:
-        return location
-    return location.format(partition_key=partition.key, start=partition.start, end=partition.end)
+    # The template was checked when the spec was built: its fields exist for this partition.
+    return fill(
+        location, {"partition_key": partition.key, "start": partition.start, "end": partition.end}
+    )
 
 
 def _takes_argument(function: Callable[..., Any]) -> bool:

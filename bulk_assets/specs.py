@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from resources import check_identifier
 
+from . import _location
 from .dataset_modes import DATASET_MODES, DatasetModeInfo
 
 __all__ = [
@@ -61,7 +62,8 @@ class FetchSource(_Spec):
     location: str = Field(
         description=(
             "http(s):// or file:// URL, or a path (relative to the YAML file that declares "
-            "it). May contain {partition_key}, {start} and {end} for partitioned datasets."
+            "it). May contain {partition_key}, {start} and {end} for partitioned datasets, "
+            "with a format spec ({start:%Y-%m-%d}); {{ and }} are literal braces."
         )
     )
     format: Literal["csv", "parquet", "jsonl"] | None = Field(
@@ -79,6 +81,12 @@ class FetchSource(_Spec):
     read_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the reader, e.g. {sep: ';'}."
     )
+
+    @field_validator("location")
+    @classmethod
+    def check_location(cls, value: str) -> str:
+        _location.parse(value)
+        return value
 
 
 class ChunkPartitions(_Spec):
@@ -225,6 +233,8 @@ class DatasetSpec(_Spec):
                 "a chunk-partitioned dataset has no partition for a schedule to pick; "
                 "schedule a time-partitioned or unpartitioned dataset"
             )
+        if isinstance(self.source, FetchSource):
+            _check_fields(self.source.location, self.partitions)
         return self
 
     @property
@@ -246,3 +256,26 @@ class DatasetSpec(_Spec):
         if self.checks.row_count is not None:
             return self.checks.row_count
         return self.dataset_mode.replaces
+
+
+def _check_fields(location: str, partitions: ChunkPartitions | TimePartitions | None) -> None:
+    """Each field of ``location`` exists for ``partitions`` and its format spec applies to a
+    value of the partition's type (a datetime for time partitions, an int for chunks)."""
+    fields = [(name, spec) for _, name, spec in _location.parse(location) if name is not None]
+    if fields and partitions is None:
+        raise ValueError(
+            f"source.location {location!r} has fields, but the dataset has no partitions to "
+            "fill them; write a literal brace as {{ or }}"
+        )
+    if partitions is None:
+        return
+    bound: Any = 1 if isinstance(partitions, ChunkPartitions) else dt.datetime(2024, 1, 1)
+    sample = {"partition_key": "key", "start": bound, "end": bound}
+    for name, spec in fields:
+        try:
+            format(sample[name], spec)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"source.location {location!r}: format spec {spec!r} does not apply to "
+                f"{{{name}}} ({type(sample[name]).__name__}): {exc}"
+            ) from exc

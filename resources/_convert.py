@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ._catalog import ColumnInfo
-from ._display import show
+from ._display import first_true, show
 from .errors import BadValueError
 
 _TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext"})
@@ -97,10 +97,6 @@ def _per_value(series: pd.Series, na: np.ndarray, convert: Callable[[Any], Any])
     return out
 
 
-def _first(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
-
-
 # -- integers ---------------------------------------------------------------------------------
 
 
@@ -117,7 +113,7 @@ def _convert_int(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[
         if len(valid):
             over = (valid < low) | (valid > high)
             if over.any():
-                pos = int(np.flatnonzero(~na)[_first(np.asarray(over))])
+                pos = int(np.flatnonzero(~na)[first_true(np.asarray(over))])
                 raise _Reject(f"{values[pos]} is out of range [{low}, {high}]", pos)
         return [None if v is None else int(v) for v in values] if na.any() else series.tolist()
     if pd.api.types.is_float_dtype(dtype):
@@ -125,12 +121,12 @@ def _convert_int(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list[
         valid = ~na
         bad_frac = valid & ~np.isfinite(arr) | valid & np.isfinite(arr) & (np.floor(arr) != arr)
         if bad_frac.any():
-            pos = _first(bad_frac)
+            pos = first_true(bad_frac)
             raise _Reject(f"expected an integer, got float {arr[pos]!r} (not whole)", pos)
         # 2**63 is exact in float64, so comparing against it (not high) is exact too.
         over = valid & ((arr < low) | (arr >= float(high) + 1))
         if over.any():
-            pos = _first(over)
+            pos = first_true(over)
             raise _Reject(f"{arr[pos]!r} is out of range [{low}, {high}]", pos)
         ints = np.where(valid, arr, 0).astype(np.int64).tolist()
         return with_nulls(ints, na)
@@ -173,7 +169,7 @@ def _convert_float(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> lis
         with np.errstate(invalid="ignore"):
             inexact = ~na & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
         if inexact.any():
-            pos = _first(inexact)
+            pos = first_true(inexact)
             raise _Reject(f"integer {ints[pos]} has no exact {column.sql_type} value", pos)
         return with_nulls(floats.astype(np.float64).tolist(), na)
 
@@ -231,12 +227,12 @@ def _convert_text(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
         strings = series.astype(object)
         nul = np.asarray(series.str.contains("\x00", regex=False).fillna(False), dtype=bool)
         if nul.any():
-            pos = _first(nul)
+            pos = first_true(nul)
             raise _Reject(f"text contains a NUL byte: {show(strings.iloc[pos])}", pos)
         if limit is not None:
             long = np.asarray(series.str.len().fillna(0) > limit, dtype=bool)
             if long.any():
-                pos = _first(long)
+                pos = first_true(long)
                 raise _Reject(f"{len(strings.iloc[pos])} characters, the limit is {limit}", pos)
         return with_nulls(strings.tolist(), na)
 
@@ -321,7 +317,7 @@ def _check_no_nanos(series: pd.Series, na: np.ndarray) -> None:
     # PostgreSQL keeps microseconds; dropping nanoseconds silently would change the value.
     nanos = np.asarray(series.dt.nanosecond.fillna(0) != 0, dtype=bool) & ~na
     if nanos.any():
-        pos = _first(nanos)
+        pos = first_true(nanos)
         raise _Reject(f"{series.iloc[pos]} has nanoseconds; PostgreSQL keeps microseconds", pos)
 
 
@@ -341,7 +337,7 @@ def _convert_timestamp(series: pd.Series, na: np.ndarray, column: ColumnInfo) ->
     ):
         is_aware = isinstance(series.dtype, pd.DatetimeTZDtype)
         if is_aware != aware_wanted and (~na).any():
-            raise _Reject(_tz_reason(aware_wanted), _first(~na))
+            raise _Reject(_tz_reason(aware_wanted), first_true(~na))
         return _datetimes(series, na)
 
     def one(value: Any) -> dt.datetime:
@@ -378,7 +374,7 @@ def _convert_date(series: pd.Series, na: np.ndarray, column: ColumnInfo) -> list
         normalized = series.dt.normalize()
         has_time = np.asarray(normalized != series, dtype=bool) & ~na
         if has_time.any():
-            pos = _first(has_time)
+            pos = first_true(has_time)
             raise _Reject(f"{series.iloc[pos]} has a time part; a date column drops it", pos)
         # numpy turns a whole datetime64[D] array into date objects (NaT into None) in C; a
         # day outside Python's date range comes out as an int and takes the slow way.

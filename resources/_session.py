@@ -10,38 +10,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import re
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
-from .errors import TerminalWriteError, TransientWriteError, WriteTimeoutError
+from ._redact import MalformedDsnError, dsn_secrets, mask_url
+from .errors import BulkWriteError, TerminalWriteError, TransientWriteError, WriteTimeoutError
 
 T = TypeVar("T")
-_PASSWORD_PARAM = re.compile(r"(?:^|[?&\s])password\s*=\s*([^&\s]+)")
 # Seconds a cancelled write gets to roll back and hand its connection back.
 _CANCEL_GRACE = 5.0
-
-
-def password_of(dsn: str) -> str | None:
-    """The password in a URL (``user:pw@``, ``?password=``) or keyword (``password=``) DSN."""
-    if "://" in dsn:
-        try:
-            parts = urlsplit(dsn)
-        except ValueError:
-            parts = None
-        if parts is not None and parts.password:
-            return parts.password
-    match = _PASSWORD_PARAM.search(dsn)
-    return match.group(1) if match else None
-
-
-def redact(text: str, password: str | None) -> str:
-    """``text`` with every occurrence of ``password`` replaced by ``***``."""
-    return text.replace(password, "***") if password else text
 
 
 # What forked children inherited from their parent's sessions: kept referenced and never
@@ -208,8 +188,13 @@ def bridge(items: AsyncIterable[Any], home: asyncio.AbstractEventLoop) -> AsyncI
 async def _create_pool(
     dsn: str, *, max_size: int, connect_timeout: float, server_settings: dict[str, str]
 ) -> asyncpg.Pool:
-    password = password_of(dsn)
-    where = redact(dsn, password)
+    try:
+        secrets = dsn_secrets(dsn)
+    except MalformedDsnError as exc:
+        # Its message is ours and quotes nothing of the DSN; it has no cause to leak.
+        raise TerminalWriteError(f"could not connect: {exc}") from exc
+    where = secrets.scrub(mask_url(dsn, keep_user=True))
+    failure: BulkWriteError
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -222,21 +207,20 @@ async def _create_pool(
             max_inactive_connection_lifetime=60.0,
         )
     except TimeoutError as exc:
-        raise WriteTimeoutError(
+        cause: BaseException = exc
+        failure = WriteTimeoutError(
             f"could not connect to {where} within connect_timeout={connect_timeout} s",
             limit="connect_timeout",
-        ) from exc
+        )
     except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
-        raise TransientWriteError(f"could not connect to {where}: {_clean(exc, password)}") from (
-            None if password and password in str(exc) else exc
-        )
+        cause = exc
+        failure = TransientWriteError(f"could not connect to {where}: {secrets.describe(exc)}")
     except Exception as exc:
-        raise TerminalWriteError(f"could not connect to {where}: {_clean(exc, password)}") from (
-            None if password and password in str(exc) else exc
-        )
-    assert pool is not None
-    return pool
-
-
-def _clean(exc: BaseException, password: str | None) -> str:
-    return redact(f"{type(exc).__name__}: {exc}", password)
+        cause = exc
+        failure = TerminalWriteError(f"could not connect to {where}: {secrets.describe(exc)}")
+    else:
+        assert pool is not None
+        return pool
+    # Raised here, outside the except blocks, so that a driver exception whose text holds the
+    # password is not chained as __context__ when it cannot be kept as __cause__.
+    raise failure from secrets.safe_cause(cause)

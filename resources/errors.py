@@ -3,8 +3,9 @@
 One base, :class:`BulkWriteError`, split into errors worth retrying (:class:`TransientWriteError`)
 and errors that a retry cannot fix (:class:`TerminalWriteError`). ``retryable`` is the one rule
 that says which: the writer's own retries and a Dagster step's retry both read it. The driver's
-exception, where there is one, is kept as ``__cause__``. No message ever contains the DSN or
-its password.
+exception, where there is one, is kept as ``__cause__``, unless its text holds the password
+(then its scrubbed text is in the message instead). No message ever contains the DSN's
+password.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, materialize
 
-from bulk_assets import DatasetSpecError, Fetcher, build_definitions, discover
+from bulk_assets import DatasetSpec, DatasetSpecError, Fetcher, build_definitions, discover
+from bulk_assets.partitions import partition_for_key
+from bulk_assets.sources import _format_location
 from resources import PostgresBulkWriter
 
 NO_EXAMPLES = {"BULK_ASSETS_EXAMPLES": "0"}
@@ -157,6 +159,28 @@ def test_default_folder_is_datasets_in_the_working_directory(
             "partitions: {kind: chunks, column: id, size: 1, count: 2}\n",
             "cannot be scheduled|no partition for a schedule",
         ),
+        (
+            "name: x\ntable: t\nsource: {location: 'a{start.__class__}.csv'}\n"
+            "partitions: {kind: chunks, column: id, size: 1, count: 2}\n",
+            "no attribute or index access",
+        ),
+        (
+            "name: x\ntable: t\nsource: {location: 'a{end[0]}.csv'}\n"
+            "partitions: {kind: chunks, column: id, size: 1, count: 2}\n",
+            "no attribute or index access",
+        ),
+        ("name: x\ntable: t\nsource: {location: 'a{x.csv'}\n", "literal brace"),
+        ("name: x\ntable: t\nsource: {location: 'a{start}.csv'}\n", "no partitions to fill"),
+        (
+            "name: x\ntable: t\nsource: {location: 'a{start!r}.csv'}\n"
+            "partitions: {kind: chunks, column: id, size: 1, count: 2}\n",
+            "conversions",
+        ),
+        (
+            "name: x\ntable: t\nsource: {location: 'a{start:%Y}.csv'}\n"
+            "partitions: {kind: chunks, column: id, size: 1, count: 2}\n",
+            "does not apply to {start}",
+        ),
         ("- 1\n- 2\n", "expected a dataset mapping"),
         (
             f"name: x\ntable: {'t' * 64}\nsource: {{location: a.csv}}\n",
@@ -185,3 +209,35 @@ def test_two_datasets_with_one_name_are_refused(plugins: Path, tmp_path: Path) -
 def test_missing_dataset_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetSpecError, match="does not exist"):
         discover({**NO_EXAMPLES, "BULK_ASSETS_DATASETS": str(tmp_path / "nope")})
+
+
+@pytest.mark.parametrize(
+    ("location", "partitions", "key", "expected"),
+    [
+        ("/d/{{raw}}.csv", None, None, "/d/{raw}.csv"),
+        (
+            "/d/{start:%Y/%m/%d}-{end:%d}.csv",
+            {"kind": "daily", "column": "at", "start": "2024-01-01"},
+            "2024-01-02",
+            "/d/2024/01/02-03.csv",
+        ),
+        (
+            "/d/{start:07d}_{partition_key}.csv",
+            {"kind": "chunks", "column": "id", "size": 10, "count": 3},
+            "0000011-0000020",
+            "/d/0000011_0000011-0000020.csv",
+        ),
+    ],
+)
+def test_location_templates_fill_without_str_format(
+    location: str, partitions: dict[str, Any] | None, key: str | None, expected: str
+) -> None:
+    spec = DatasetSpec.model_validate(
+        {
+            "name": "x",
+            "table": "t",
+            "source": {"kind": "fetch", "location": location},
+            "partitions": partitions,
+        }
+    )
+    assert _format_location(spec.source.location, partition_for_key(spec, key)) == expected
