@@ -9,6 +9,7 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     AssetSelection,
     BackfillPolicy,
@@ -23,10 +24,10 @@ from dagster import (
     define_asset_job,
 )
 
-from resources import BulkWriteError
+from resources import BulkWriteError, PostgresBulkWriter
 
-from .checks import build_checks
-from .fetch import FetchError
+from .checks import check_specs, run_checks
+from .fetch import Fetcher, FetchError
 from .loading import load_dataset
 from .metadata import dataset_metadata
 from .partitions import partitions_definition
@@ -57,8 +58,10 @@ def _asset(
     partitions_def: PartitionsDefinition | None,
     backfill_policy: BackfillPolicy | None,
 ) -> AssetsDefinition:
+    key = AssetKey(spec.name)
+
     @asset(
-        name=spec.name,
+        key=key,
         description=spec.description or f"{spec.mode} into {spec.display}",
         group_name=spec.group,
         kinds={"postgres", "pandas"},
@@ -66,16 +69,20 @@ def _asset(
         backfill_policy=backfill_policy,
         pool=spec.pool,
         deps=spec.deps,
-        required_resource_keys={"writer", "fetcher"},
-        metadata={"table": spec.display, "mode": spec.mode},
+        check_specs=check_specs(spec, key),
+        # The catalog links assets that write one table, and shows where they store it.
+        metadata={
+            "dagster/table_name": spec.display,
+            "dagster/storage_kind": "postgres",
+            "mode": spec.mode,
+        },
     )
-    def _materialize(context: AssetExecutionContext) -> MaterializeResult[None]:
+    def _materialize(
+        context: AssetExecutionContext, writer: PostgresBulkWriter, fetcher: Fetcher
+    ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation
         keys: Sequence[str | None] = context.partition_keys if spec.partitions else [None]
-        writer = context.resources.writer
         try:
-            loads = load_dataset(
-                spec, writer, context.resources.fetcher, partition_keys=keys, log=context.log
-            )
+            loads = load_dataset(spec, writer, fetcher, partition_keys=keys, log=context.log)
         except (BulkWriteError, FetchError) as exc:
             # One rule for the writer's retries and the step's: a retryable error of a load
             # that converges when run again retries the step. The writer already retried
@@ -86,7 +93,10 @@ def _asset(
                     max_retries=spec.step_retries, seconds_to_wait=spec.step_retry_wait
                 ) from exc
             raise
-        return MaterializeResult(metadata=dataset_metadata(spec, loads, writer))
+        return MaterializeResult(
+            metadata=dataset_metadata(spec, loads, writer),
+            check_results=run_checks(spec, writer, loads),
+        )
 
     return _materialize
 
@@ -132,12 +142,11 @@ def _offsets(spec: DatasetSpec) -> dict[str, Any]:
 
 
 def build_definitions(specs: Sequence[DatasetSpec], resources: dict[str, Any]) -> Definitions:
-    assets, checks, schedules = [], [], []
+    assets, schedules = [], []
     for spec in specs:
         asset_def = build_asset(spec)
         assets.append(asset_def)
-        checks += build_checks(spec, asset_def.key)
         schedule = build_schedule(spec, asset_def)
         if schedule is not None:
             schedules.append(schedule)
-    return Definitions(assets=assets, asset_checks=checks, schedules=schedules, resources=resources)
+    return Definitions(assets=assets, schedules=schedules, resources=resources)

@@ -27,22 +27,18 @@ _PREVIEW_CELL = 40
 def dataset_metadata(
     spec: DatasetSpec, loads: Sequence[PartitionLoad], writer: PostgresBulkWriter
 ) -> dict[str, Any]:
-    """TableMetadataSet keys (dagster/row_count, dagster/partition_row_count,
-    dagster/column_schema, dagster/table_name) from the table itself, plus the write's own
-    figures and a preview of the rows written."""
+    """TableMetadataSet keys (dagster/partition_row_count, dagster/column_schema, and
+    dagster/row_count where it is known without a scan) from the table itself, plus the write's
+    own figures and a preview of the rows written.
+
+    Nothing here reads more than the written slices: a whole table's count(*) is a full scan
+    after every partition, so it is taken only with ``checks.count_table``. An unpartitioned
+    replace knows it exactly: the table holds what was written."""
     rows = sum(load.result.rows for load in loads)
     seconds = sum(load.result.seconds for load in loads)
     regclass = table_regclass(spec)
-    table_name = writer.fetch(
-        "SELECT current_database() || '.' || n.nspname || '.' || c.relname AS name "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.oid = to_regclass($1)",
-        regclass,
-    )
     metadata: dict[str, Any] = {
-        "dagster/row_count": MetadataValue.int(count_rows(writer, regclass)),
         "dagster/column_schema": MetadataValue.table_schema(column_schema(writer, regclass)),
-        "dagster/table_name": MetadataValue.text(table_name[0]["name"] if table_name else ""),
         "rows_written": MetadataValue.int(rows),
         "mode": MetadataValue.text(spec.mode),
         "chunks": MetadataValue.int(sum(load.result.chunks for load in loads)),
@@ -60,6 +56,10 @@ def dataset_metadata(
     rejects = {load.result.rejects_table for load in loads} - {None}
     if rejects:
         metadata["rejects_table"] = MetadataValue.text(", ".join(sorted(map(str, rejects))))
+    if spec.checks.count_table:
+        metadata["dagster/row_count"] = MetadataValue.int(count_rows(writer, regclass))
+    elif spec.dataset_mode.replaces and not spec.partitions:
+        metadata["dagster/row_count"] = MetadataValue.int(rows)
     keys = [load.key for load in loads if load.key is not None]
     if keys:
         ranges = [partition_for_key(spec, key).range for key in keys]

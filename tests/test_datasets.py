@@ -8,12 +8,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from bulk_assets import ChunkPartitions, DatasetSpec, Fetcher, build_asset, dataset, discover
-from bulk_assets.checks import build_checks, check_not_null, check_row_counts, check_unique
+from bulk_assets.checks import check_not_null, check_row_counts, check_unique
 from bulk_assets.examples.events import ROWS_PER_DAY
-from resources import PostgresBulkWriter
+from resources import KeyRange, PostgresBulkWriter
 
 EXAMPLES = {spec.name: spec for spec in discover({"BULK_ASSETS_DATASETS": ""})}
 FIRST, SECOND, THIRD = "0000001-0010000", "0010001-0020000", "0020001-0030000"
@@ -36,18 +36,14 @@ def run(
     *,
     partition_key: str | None = None,
     tags: dict[str, str] | None = None,
-    checks_only: bool = False,
     raise_on_error: bool = True,
 ):
-    asset = build_asset(spec)
-    checks = build_checks(spec, asset.key)
     return materialize(
-        [asset, *checks],
+        [build_asset(spec)],
         resources=resources,
         instance=instance,
         partition_key=partition_key,
         tags=tags,
-        selection=AssetSelection.all_asset_checks() if checks_only else None,
         raise_on_error=raise_on_error,
     )
 
@@ -71,13 +67,23 @@ def test_users_partition_materializes_with_table_metadata(resources, instance, d
     assert tuple(ids) == (10_001, 20_000, 10_000)
     meta = metadata(result, "users")
     assert meta["rows_written"] == 10_000
-    assert meta["dagster/row_count"] == 10_000 and meta["dagster/partition_row_count"] == 10_000
-    assert meta["dagster/table_name"].endswith(f".{schema}.users")
+    assert meta["dagster/partition_row_count"] == 10_000
+    # The whole table is not counted after a partition (a full scan); only with count_table.
+    assert "dagster/row_count" not in meta
+    definition = build_asset(EXAMPLES["users"]).metadata_by_key[AssetKey("users")]
+    assert definition["dagster/table_name"] == "users"
+    assert definition["dagster/storage_kind"] == "postgres"
     assert [c.name for c in meta["dagster/column_schema"].columns] == ["id", "name", "email"]
     assert meta["mode"] == "replace-partition" and meta["rows_per_second"] > 0
     assert "user10001@example.com" in meta["preview"]
     evaluations = result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} == {"row_count", "unique_keys", "not_null"}
+    assert all(e.passed for e in evaluations)
+    # The checks ran in the materialization's own step, on the partition it wrote.
+    steps = {e.step_key for e in result.all_events if e.step_key}
+    assert steps == {"users"}
+    row_count = next(e for e in evaluations if e.check_name == "row_count")
+    assert row_count.metadata["partitions_checked"].value == 1
     assert all(e.passed for e in evaluations)
     # The load gave ids explicitly; the bigserial's sequence was moved past them.
     added = db.fetchval(
@@ -156,9 +162,11 @@ def test_single_run_range_and_multi_run_backfills_give_the_same_table(
         run(multi, resources, instance, partition_key=key)
     assert db.fetchval(f'SELECT count(*) FROM "{schema}".u_single') == 1_000
     assert table_hash(db, schema, "u_single", "id") == table_hash(db, schema, "u_multi", "id")
-    # The range run recorded each partition's own count: the check sees every slice.
-    checks = run(single, resources, instance, checks_only=True)
-    assert all(e.passed for e in checks.get_asset_check_evaluations())
+    # The range run's checks saw each of its four slices.
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(e.passed for e in evaluations)
+    row_count = next(e for e in evaluations if e.check_name == "row_count")
+    assert row_count.metadata["partitions_checked"].value == 4
 
 
 def test_update_dataset_changes_only_matched_rows(resources, instance, db, schema) -> None:
@@ -184,26 +192,13 @@ def test_cities_fetched_from_the_shipped_csv(resources, instance, db, schema) ->
 
 def test_checks_fail_on_a_table_tampered_with(resources, instance, db, schema) -> None:
     spec = EXAMPLES["users"]
-    run(spec, resources, instance, partition_key=FIRST)
-    assert all(
-        e.passed
-        for e in run(spec, resources, instance, checks_only=True).get_asset_check_evaluations()
-    )
-    db.execute(f'DELETE FROM "{schema}".users WHERE id = 17')
-    evaluations = {
-        e.check_name: e
-        for e in run(spec, resources, instance, checks_only=True).get_asset_check_evaluations()
-    }
-    assert not evaluations["row_count"].passed
-    mismatch = evaluations["row_count"].metadata["mismatched"].value
-    assert mismatch == {FIRST: {"written": 10_000, "in_table": 9_999}}
-    assert evaluations["unique_keys"].passed
-    # A row outside every materialized partition fails the count too.
-    db.execute(f"INSERT INTO \"{schema}\".users VALUES (17, 'User 17', 'user17@example.com')")
-    db.execute(f"INSERT INTO \"{schema}\".users VALUES (99999, 'x', 'y')")
+    result = run(spec, resources, instance, partition_key=FIRST)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
     writer = resources["writer"]
-    outside = check_row_counts(spec, writer, {FIRST: 10_000})
-    assert not outside.passed and outside.metadata["rows_in_table"].value == 10_001
+    db.execute(f'DELETE FROM "{schema}".users WHERE id = 17')
+    tampered = check_row_counts(spec, writer, {FIRST: 10_000})
+    assert not tampered.passed
+    assert tampered.metadata["mismatched"].value == {FIRST: {"written": 10_000, "in_table": 9_999}}
 
 
 def test_unique_and_not_null_checks_read_the_table(resources, db, schema) -> None:
@@ -219,6 +214,11 @@ def test_unique_and_not_null_checks_read_the_table(resources, db, schema) -> Non
     nulls = check_not_null(spec, resources["writer"])
     assert not unique.passed and unique.metadata["duplicated_keys"].value == 1
     assert not nulls.passed and nulls.metadata["null_counts"].value == {"v": 1}
+    # Scoped to slices, a check reads only those: key 1's slice is clean, key 2's is not.
+    writer = resources["writer"]
+    assert check_unique(spec, writer, [KeyRange("k", 1, 2)]).passed
+    assert not check_unique(spec, writer, [KeyRange("k", 1, 2), KeyRange("k", 2, 3)]).passed
+    assert check_not_null(spec, writer, [KeyRange("k", 1, 2)]).passed
     db.execute(f'DELETE FROM "{schema}".loose WHERE v IS NULL')
     assert check_unique(spec, resources["writer"]).passed
     assert check_not_null(spec, resources["writer"]).passed
@@ -276,3 +276,21 @@ def test_quarantined_rows_are_reported_and_the_counts_still_check(
     assert meta["rejects_table"] == f"{schema}.users__rejects"
     assert db.fetchval(f'SELECT row_index FROM "{schema}".users__rejects') == 3
     assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+def test_a_failing_check_is_blocking(resources, instance, db, schema) -> None:
+    """A NULL where the dataset declares none: the load commits, and the inline blocking
+    check fails the materialization's step, so nothing downstream runs on it."""
+
+    @dataset(table="gaps", create=True, checks={"not_null": ["v"]})
+    def gaps() -> pd.DataFrame:
+        return pd.DataFrame({"k": [1, 2], "v": ["a", None]})
+
+    result = run(gaps, resources, instance, raise_on_error=False)
+    assert not result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["row_count"].passed
+    assert not evaluations["not_null"].passed
+    assert evaluations["not_null"].metadata["null_counts"].value == {"v": 1}
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "blocking asset check failed" in str(failure.event_specific_data)
