@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._sequences import merge_maxima
 
+# Seconds between progress lines of one write.
+REPORT_EVERY = 2.0
+
 if TYPE_CHECKING:
     from ._chunks import Chunk
     from ._request import WriteRequest
@@ -35,6 +38,8 @@ class Stats:
     table: str = ""
     started: float = field(default_factory=time.perf_counter)
     maxima: dict[str, int] = field(default_factory=dict)
+    #: When the last progress line went out (None: none yet; the first chunk always reports).
+    reported: float | None = None
 
     def add(self, chunk: Chunk, affected: int) -> None:
         self.rows += chunk.rows
@@ -47,7 +52,13 @@ class Stats:
 
 
 def report(log: Log, request: WriteRequest, stats: Stats) -> None:
-    elapsed = time.perf_counter() - stats.started
+    """A progress line for the run log, at most one per REPORT_EVERY seconds: each line is a
+    row in Dagster's event storage, and a fast load would otherwise write one per chunk."""
+    now = time.perf_counter()
+    if stats.reported is not None and now - stats.reported < REPORT_EVERY:
+        return
+    stats.reported = now
+    elapsed = now - stats.started
     rate = stats.rows / elapsed if elapsed > 0 else 0.0
     log.info(
         "%s: chunk %d written (%s): %s rows so far, %s rows/s%s",

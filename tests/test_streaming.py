@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -417,3 +418,16 @@ def test_chunks_may_order_their_columns_differently(writer, db, schema: str) -> 
     writer.write("events", [first, second[["label", "id", "value"]]], schema=schema)
     stored = db.fetch(f'SELECT id, label FROM "{schema}".events WHERE id = $1', CHUNK_ROWS)
     assert stored[0]["label"] == f"event {CHUNK_ROWS}"
+
+
+def test_progress_lines_are_throttled_by_time_not_chunks(
+    writer: PostgresBulkWriter, db: Any, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each progress line is a row in Dagster's event log: a fast write of 40 chunks reports
+    at its first chunk and then at most every 2 s, not once per chunk."""
+    events(db, schema)
+    with caplog.at_level(logging.INFO, logger="resources.postgres_bulk_writer"):
+        result = writer.write("events", event_frames(40, rows=100), schema=schema, chunk_size=100)
+    assert result.chunks == 40
+    lines = [r for r in caplog.records if "rows so far" in r.getMessage()]
+    assert 1 <= len(lines) <= 1 + int(result.seconds / 2.0)
