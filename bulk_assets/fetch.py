@@ -16,7 +16,9 @@ from resources._retry import backoff
 
 from ._fetch_csv import csv_chunks
 from ._fetch_errors import FetchError, Where, redact, scrubbed
-from ._fetch_formats import infer_format, jsonl_chunks, parquet_chunks
+from ._fetch_formats import infer_format
+from ._fetch_jsonl import jsonl_chunks
+from ._fetch_parquet import parquet_chunks
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_source import Source, download, open_bytes
 
