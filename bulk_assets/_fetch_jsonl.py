@@ -7,36 +7,29 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import pandas as pd
 
 from ._fetch_errors import FetchError, Where
+from ._fetch_read import ReadRequest
 from ._fetch_source import Bytes
 
 __all__ = ["jsonl_chunks"]
 
 
-def jsonl_chunks(
-    stream: Bytes,
-    where: Where,
-    *,
-    chunk_rows: int,
-    chunk_bytes: int,
-    max_line_bytes: int,
-    read_options: Mapping[str, Any],
-) -> Iterator[pd.DataFrame]:
+def jsonl_chunks(stream: Bytes, read: ReadRequest) -> Iterator[pd.DataFrame]:
     """``pd.read_json(lines=True)`` on up to ``chunk_rows`` non-blank lines and about
     ``chunk_bytes`` bytes at a time; we batch the lines ourselves, so that a malformed one can
     be named by its line number, and a line past ``max_line_bytes`` is refused before it fills
     memory. ``dtype=False`` by default: pandas would otherwise turn a text column of digits
     ("01", "02") into ints."""
-    options = {"dtype": False, **read_options}
+    where = read.where
+    options = {"dtype": False, **read.read_options}
     encoding = options.pop("encoding", None) or "utf-8"
-    records = _numbered_lines(stream, where, encoding, max_line_bytes)
+    records = _numbered_lines(stream, where, encoding, read.max_line_bytes)
     row = 0
-    while batch := _batch(records, chunk_rows, chunk_bytes):
+    while batch := _batch(records, read.chunk_rows, read.chunk_bytes):
         body = "\n".join(line for _, line in batch)
         try:
             frame = pd.read_json(io.StringIO(body), lines=True, **options)

@@ -5,7 +5,7 @@ A file without rows comes out as one empty frame with the file's columns."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._fetch_errors import Where
+from ._fetch_read import ReadRequest
 
 __all__ = ["parquet_chunks"]
 
@@ -35,12 +36,11 @@ _NULLABLE: dict[pa.DataType, Any] = {
 }
 
 
-def parquet_chunks(
-    path: Path, where: Where, *, chunk_rows: int, columns: Sequence[str] | None
-) -> Iterator[pd.DataFrame]:
+def parquet_chunks(path: Path, read: ReadRequest) -> Iterator[pd.DataFrame]:
     """Record batches of ``path`` regrouped into ``chunk_rows`` rows: pyarrow's batches stop at
     row-group ends, so it alone would give uneven chunks. Memory holds one row group at a time.
     Only ``columns`` are read (all if None), the rest is never decoded."""
+    where, chunk_rows, columns = read.where, read.chunk_rows, read.columns
     _check_complete(path, where)
     try:
         parquet = pq.ParquetFile(path)
