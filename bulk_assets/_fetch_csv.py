@@ -19,13 +19,14 @@ import bisect
 import codecs
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ._fetch_errors import FetchError, Where
+from ._fetch_read import ReadRequest
 from ._fetch_source import Bytes
 
 __all__ = ["csv_chunks"]
@@ -54,19 +55,12 @@ _PANDAS_FRAMES = frozenset(
 )
 
 
-def csv_chunks(
-    stream: Bytes,
-    where: Where,
-    *,
-    chunk_rows: int,
-    chunk_bytes: int,
-    max_line_bytes: int,
-    read_options: Mapping[str, Any],
-    text_columns: Sequence[str],
-) -> Iterator[pd.DataFrame]:
+def csv_chunks(stream: Bytes, read: ReadRequest) -> Iterator[pd.DataFrame]:
     """``pd.read_csv`` batch by batch. Only an empty field is a missing value unless
     ``read_options`` says otherwise: pandas' default list also takes "NA" (Namibia's country
     code) and "null" for missing. ``text_columns`` are read as text, so "007" stays "007"."""
+    where, chunk_rows, chunk_bytes = read.where, read.chunk_rows, read.chunk_bytes
+    read_options, text_columns = read.read_options, read.text_columns
     options: dict[str, Any] = {}
     if "na_values" not in read_options and "keep_default_na" not in read_options:
         options.update(keep_default_na=False, na_values=[""])
@@ -77,10 +71,10 @@ def csv_chunks(
     encoding = options.get("encoding") or "utf-8"
     quote = _quote_byte(options, encoding)
     if quote is None:
-        guarded = io.BufferedReader(_LineGuard(stream, where, max_line_bytes))
+        guarded = io.BufferedReader(_LineGuard(stream, where, read.max_line_bytes))
         yield from _pandas_chunks(guarded, where, chunk_rows, options, encoding)
         return
-    records = _Records(stream, where, quote=quote, max_record=max_line_bytes)
+    records = _Records(stream, where, quote=quote, max_record=read.max_line_bytes)
     header = records.take(1, 0)
     while header is not None and not header.strip():  # pandas skips blank lines before it
         header = records.take(1, 0)

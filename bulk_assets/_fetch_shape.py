@@ -72,7 +72,7 @@ class Shape:
         return [
             back.get(name, name)
             for name, dtype in self._dtypes.items()
-            if dtype.startswith(_FROM_TEXT)
+            if isinstance(dtype, str) and dtype.startswith(_FROM_TEXT)
         ]
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -136,8 +136,8 @@ def open_bytes(
 
 
 def download(stream: Bytes, where: Where, *, suffix: str) -> Path:
-    """Stream ``stream`` into a new temporary file (the caller deletes it): a Parquet reader
-    needs random access, which a response body cannot give."""
+    """Stream ``stream`` into a new temporary file (the caller deletes it): a reader that
+    seeks (Parquet's) needs random access, which a response body cannot give."""
     fd, name = tempfile.mkstemp(prefix="bulk-assets-fetch-", suffix=suffix)
     path = Path(name)
     try:

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
@@ -14,16 +14,14 @@ from pydantic import Field, PrivateAttr
 
 from resources._retry import backoff
 
-from ._fetch_csv import csv_chunks
 from ._fetch_errors import FetchError, Where, redact, scrubbed
-from ._fetch_formats import infer_format, jsonl_chunks, parquet_chunks
+from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
+from ._fetch_read import ReadRequest
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_source import Source, download, open_bytes
 
 __all__ = ["FetchError", "Fetcher", "Format"]
 
-Format: TypeAlias = Literal["csv", "parquet", "jsonl"]
-_FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
 # Options that would break the chunk contract; chunk_rows says how many rows.
 _RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
 # Retry pauses: full jitter (the writer's policy) up to 1 s, 2 s, 4 s ..., capped at 8 s: a
@@ -171,35 +169,45 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         shown = redact(location)
         path_part = location.split("?", 1)[0].split("#", 1)[0]
         named, gzip_name = infer_format(path_part)
-        chosen = format or named
-        if chosen not in _FORMATS:
+        chosen = file_format(format) if format else named
+        if chosen is None:
+            names = tuple(FILE_FORMATS)
             raise ValueError(
-                f"cannot tell the format of {shown} from its name: pass format= one of {_FORMATS}"
+                f"cannot tell the format of {shown} from its name: pass format= one of {names}"
                 if format is None
-                else f"format must be one of {_FORMATS}, got {format!r}"
+                else f"format must be one of {names}, got {format!r}"
             )
-        if chosen == "parquet" and options:
-            raise ValueError(f"read_options do not apply to Parquet, got {sorted(options)}")
-        where = Where(shown, chosen)
+        if options and not chosen.takes_read_options:
+            raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
+        where = Where(shown, chosen.name)
         source = Source.parse(location, where, gzip_name=gzip_name)
         shape = Shape(
             where,
             rename=rename or {},
             columns=columns,
             dtypes=dtypes or {},
-            sparse=chosen == "jsonl",
+            sparse=chosen.sparse,
         )
-        return self._frames(source, shape, rows, options)
+        read = ReadRequest(
+            where,
+            chunk_rows=rows,
+            chunk_bytes=self.chunk_bytes,
+            max_line_bytes=self.max_line_bytes,
+            read_options=options,
+            text_columns=shape.text_columns(),
+            columns=shape.source_columns(),
+        )
+        return self._frames(chosen, source, shape, read)
 
     def _frames(
-        self, source: Source, shape: Shape, chunk_rows: int, options: dict[str, Any]
+        self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest
     ) -> Generator[pd.DataFrame, None, None]:
         attempt = 0
         while True:
             yielded = False
             try:
                 with contextlib.ExitStack() as stack:
-                    for frame in self._raw_chunks(source, shape, chunk_rows, options, stack):
+                    for frame in self._raw_chunks(chosen, source, read, stack):
                         chunk = shape(frame)
                         yielded = True
                         yield chunk
@@ -223,43 +231,16 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             time.sleep(pause)
 
     def _raw_chunks(
-        self,
-        source: Source,
-        shape: Shape,
-        chunk_rows: int,
-        options: dict[str, Any],
-        stack: contextlib.ExitStack,
+        self, chosen: FileFormat, source: Source, read: ReadRequest, stack: contextlib.ExitStack
     ) -> Iterator[pd.DataFrame]:
-        where = source.where
-        if where.format == "parquet" and source.path is not None and not source.gzip_name:
-            path = source.path
-        else:
-            stream = open_bytes(
-                source,
-                stack,
-                timeout=self.timeout,
-                headers=self.headers,
-                user_agent=self.user_agent,
-            )
-            if where.format == "csv":
-                return csv_chunks(
-                    stream,
-                    where,
-                    chunk_rows=chunk_rows,
-                    chunk_bytes=self.chunk_bytes,
-                    max_line_bytes=self.max_line_bytes,
-                    read_options=options,
-                    text_columns=shape.text_columns(),
-                )
-            if where.format == "jsonl":
-                return jsonl_chunks(
-                    stream,
-                    where,
-                    chunk_rows=chunk_rows,
-                    chunk_bytes=self.chunk_bytes,
-                    max_line_bytes=self.max_line_bytes,
-                    read_options=options,
-                )
-            path = download(stream, where, suffix=".parquet")
-            stack.callback(path.unlink, missing_ok=True)
-        return parquet_chunks(path, where, chunk_rows=chunk_rows, columns=shape.source_columns())
+        if chosen.read_file is not None and source.path is not None and not source.gzip_name:
+            return chosen.read_file(source.path, read)
+        stream = open_bytes(
+            source, stack, timeout=self.timeout, headers=self.headers, user_agent=self.user_agent
+        )
+        if chosen.read_stream is not None:
+            return chosen.read_stream(stream, read)
+        assert chosen.read_file is not None, "a format has a stream or a file reader"
+        path = download(stream, source.where, suffix=chosen.extensions[0])
+        stack.callback(path.unlink, missing_ok=True)
+        return chosen.read_file(path, read)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from resources import check_identifier
 
 from . import _location
+from ._fetch_formats import Format
 from .dataset_modes import DATASET_MODES, DatasetModeInfo
 
 __all__ = [
@@ -66,7 +67,7 @@ class FetchSource(_Spec):
             "with a format spec ({start:%Y-%m-%d}); {{ and }} are literal braces."
         )
     )
-    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+    format: Format | None = Field(
         default=None, description="File format; default: from the extension."
     )
     rename: dict[str, str] = Field(

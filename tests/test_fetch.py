@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 import pyarrow as pa
@@ -24,7 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from bulk_assets._fetch_errors import redact
-from bulk_assets.fetch import Fetcher, FetchError
+from bulk_assets._fetch_formats import FILE_FORMATS, FileFormat, infer_format
+from bulk_assets.fetch import Fetcher, FetchError, Format
+from bulk_assets.specs import FetchSource
 from resources import PostgresBulkWriter
 
 N = 25
@@ -223,6 +225,34 @@ SOURCES = {
     "x.jsonl": lambda f: as_jsonl(f),
     "x.ndjson.gz": lambda f: gzip.compress(as_jsonl(f)),
 }
+
+
+def test_the_format_literals_are_the_registry() -> None:
+    assert get_args(Format) == tuple(FILE_FORMATS)
+    literal, none = get_args(FetchSource.model_fields["format"].annotation)
+    assert none is type(None)
+    assert get_args(literal) == tuple(FILE_FORMATS)
+
+
+@pytest.mark.parametrize("file_format", list(FILE_FORMATS.values()), ids=lambda f: f.name)
+def test_each_format_claims_its_extensions_and_is_read_here(file_format: FileFormat) -> None:
+    for extension in file_format.extensions:
+        assert infer_format(f"/data/x{extension.upper()}") == (file_format, False)
+        assert infer_format(f"/data/x{extension}.gz") == (file_format, True)
+    assert any(infer_format(name)[0] == file_format for name in SOURCES)
+
+
+def test_a_format_has_one_reader() -> None:
+    with pytest.raises(ValueError, match="exactly one of read_stream and read_file"):
+        FileFormat("tsv", "TSV", (".tsv",))
+    with pytest.raises(ValueError, match="exactly one of read_stream and read_file"):
+        FileFormat(
+            "tsv",
+            "TSV",
+            (".tsv",),
+            read_stream=FILE_FORMATS["csv"].read_stream,
+            read_file=FILE_FORMATS["parquet"].read_file,
+        )
 
 
 @pytest.mark.parametrize("name", list(SOURCES))

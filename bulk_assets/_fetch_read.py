@@ -1,0 +1,44 @@
+"""What a format's reader is given: one :class:`ReadRequest`, and either a byte stream or,
+for a format that must seek, a local file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pandas as pd
+
+from ._fetch_errors import Where
+from ._fetch_source import Bytes
+
+__all__ = ["FileReader", "ReadRequest", "StreamReader"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """How one fetch wants its chunks.
+
+    A reader yields DataFrames of at most ``chunk_rows`` rows (a streamed one: fewer, once a
+    chunk holds ``chunk_bytes`` bytes), the last one shorter, and refuses a record longer than
+    ``max_line_bytes``. A source with no data at all comes out as one frame without columns,
+    which the caller turns into an empty result or an error. Every error is ``where.error``.
+    """
+
+    where: Where
+    chunk_rows: int
+    chunk_bytes: int
+    max_line_bytes: int
+    #: The caller's options for the underlying reader (``pd.read_csv``, ``pd.read_json``).
+    read_options: Mapping[str, Any]
+    #: Source columns declared with a dtype parsed from text: read them as text, not guessed.
+    text_columns: Sequence[str]
+    #: Source columns needed (None: all); a reader may skip decoding the others.
+    columns: Sequence[str] | None
+
+
+#: Reads a format front to back from a byte stream.
+StreamReader: TypeAlias = Callable[[Bytes, ReadRequest], Iterator[pd.DataFrame]]
+#: Reads a format from a local file it may seek in.
+FileReader: TypeAlias = Callable[[Path, ReadRequest], Iterator[pd.DataFrame]]
