@@ -3,36 +3,18 @@ INSERT statements."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from ._binary_copy import copy_data
-from ._catalog import TableInfo
 from ._mode_writer import INSERT_BIND_PARAMS, ModeWriter, pieces
 
 
 @dataclass(slots=True)
 class CopyWriter(ModeWriter):
-    #: COPY ... FREEZE: the table was emptied by TRUNCATE or created in this transaction, so
-    #: its rows can be written already frozen and all-visible. Readers then set no hint bits
-    #: (the first scan after a plain load dirties every page) and VACUUM has nothing to freeze.
-    freeze: bool = False
-
-    @classmethod
-    def for_write(
-        cls,
-        info: TableInfo,
-        columns: Sequence[str],
-        *,
-        timeout: float | None,
-        freeze: bool = False,
-        **_: Any,
-    ) -> ModeWriter:
-        return cls(info, columns, timeout, freeze)
-
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         await conn.copy_records_to_table(
             self.info.name,
@@ -59,7 +41,7 @@ class CopyWriter(ModeWriter):
             columns=list(self.columns),
             source=source,
             format="binary",
-            freeze=self.freeze or None,
+            freeze=self.options.freeze or None,
             timeout=self.timeout,
         )
         return int(status.rsplit(" ", 1)[-1])

@@ -14,7 +14,7 @@ import asyncpg
 from ._catalog import TableInfo
 from ._chunks import Chunk, Prefetch, first_and_rest, prepared_chunks
 from ._guards import connection, round_trip, transaction
-from ._mode_writer import ModeWriter
+from ._mode_writer import ModeWriter, WriterOptions
 from ._progress import Log, Stats, report
 from ._quarantine import record_rejects, rejects_table_name
 from ._request import WriteRequest
@@ -233,17 +233,15 @@ async def _begin_writer(
 ) -> ModeWriter:
     """The mode's writer, begun. ``fresh``: the table was TRUNCATEd or created earlier in
     this transaction."""
-    writer = request.write_mode.writer.for_write(
-        info,
-        columns,
+    options = WriterOptions(
         key_columns=request.key_columns,
-        timeout=request.round_trip_timeout,
         apply_once=request.commit == "write",
         quarantine=request.on_bad_rows == "quarantine",
         # PostgreSQL allows FREEZE only after TRUNCATE or CREATE in the same subtransaction,
         # never on a partitioned table; quarantine's retries of a chunk run in savepoints.
         freeze=fresh and request.on_bad_rows == "fail" and not info.partitioned,
     )
+    writer = request.write_mode.writer(info, columns, request.round_trip_timeout, options)
     async with round_trip(conn, request, "staging"):
         await writer.begin(conn)
     return writer

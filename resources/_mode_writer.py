@@ -4,7 +4,7 @@ chunk, or one stream of them), finish before COMMIT."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -28,26 +28,31 @@ MAX_BIND_PARAMS = 32_767
 INSERT_BIND_PARAMS = 2_000
 
 
+@dataclass(frozen=True, slots=True)
+class WriterOptions:
+    """How one write uses its mode; each kind of writer reads the options that concern it."""
+
+    #: The columns that identify a row (staged modes).
+    key_columns: Sequence[str] = ()
+    #: Staged modes: stage every chunk and apply them all in one statement at finish(), so
+    #: the write locks its rows in key order whatever the chunk order, and concurrent writers
+    #: of overlapping keys cannot deadlock. Off for per-chunk commits, which apply each chunk
+    #: in its own transaction.
+    apply_once: bool = False
+    #: on_bad_rows="quarantine": rows the server refuses are set aside, the rest written.
+    quarantine: bool = False
+    #: COPY ... FREEZE: the table was emptied by TRUNCATE or created in this transaction, so
+    #: its rows can be written already frozen and all-visible. Readers then set no hint bits
+    #: (the first scan after a plain load dirties every page) and VACUUM has nothing to freeze.
+    freeze: bool = False
+
+
 @dataclass(slots=True)
 class ModeWriter:
     info: TableInfo
     columns: Sequence[str]
     timeout: float | None
-
-    @classmethod
-    def for_write(
-        cls,
-        info: TableInfo,
-        columns: Sequence[str],
-        *,
-        timeout: float | None,
-        key_columns: Sequence[str] = (),
-        apply_once: bool = False,
-        quarantine: bool = False,
-        freeze: bool = False,
-    ) -> ModeWriter:
-        """The writer for one write; each kind takes the options that concern it."""
-        return cls(info, columns, timeout)
+    options: WriterOptions = field(default_factory=WriterOptions)
 
     async def begin(self, conn: asyncpg.Connection) -> None:
         """Run once per transaction, before the first chunk."""

@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 
 from ._binary_copy import copy_data
-from ._catalog import TableInfo
 from ._identifiers import column_list, quote_ident
 from ._mode_writer import ModeWriter, pieces
 from ._quarantine import Rejected
@@ -25,34 +24,21 @@ MAX_COLUMNS = 1_600
 
 @dataclass(slots=True)
 class StagedWriter(ModeWriter):
-    key_columns: Sequence[str] = ()
-    #: Stage every chunk and apply them all in one statement at finish(): the write then
-    #: locks its rows in key order whatever the chunk order, so concurrent writers of
-    #: overlapping keys cannot deadlock. Off for per-chunk commits, which apply each chunk
-    #: in its own transaction.
-    apply_once: bool = False
-    #: on_bad_rows="quarantine": rows the apply refuses are set aside (in ``rejected``) one
-    #: by one, and the rest applied, still in one statement in key order.
-    quarantine: bool = False
     stage: str = ""
     order: str = ""
     #: Global row number of each staged row, in staging order (quarantine only).
     positions: list[int] = field(default_factory=list)
+    #: With quarantine, rows the apply refused, set aside one by one while the rest is
+    #: applied, still in one statement in key order.
     rejected: list[Rejected] = field(default_factory=list)
 
-    @classmethod
-    def for_write(
-        cls,
-        info: TableInfo,
-        columns: Sequence[str],
-        *,
-        timeout: float | None,
-        key_columns: Sequence[str] = (),
-        apply_once: bool = False,
-        quarantine: bool = False,
-        **_: Any,
-    ) -> ModeWriter:
-        return cls(info, columns, timeout, key_columns, apply_once, quarantine)
+    @property
+    def key_columns(self) -> Sequence[str]:
+        return self.options.key_columns
+
+    @property
+    def apply_once(self) -> bool:
+        return self.options.apply_once
 
     async def begin(self, conn: asyncpg.Connection) -> None:
         self.stage = f"bulk_stage_{uuid.uuid4().hex[:12]}"
@@ -124,7 +110,7 @@ class StagedWriter(ModeWriter):
                 if not is_data_error(exc) or self.order == "ctid":
                     raise
                 failing = await self._first_failing_row(conn)
-                if failing is None or not self.quarantine:
+                if failing is None or not self.options.quarantine:
                     exc.input_row = None if failing is None else failing[0] - 1
                     raise
                 await self._set_aside(conn, *failing)
