@@ -4,7 +4,7 @@
 Usage:
     python3 tasks.py ui [dagster dev args...]    e.g. -p 3001 -h 0.0.0.0
     python3 tasks.py test [pytest args...]       e.g. -k copy -x
-    python3 tasks.py lint [paths...]             ruff check, ruff format --check, mypy
+    python3 tasks.py lint [paths...]             ruff check, ruff format --check, mypy (tests too)
     python3 tasks.py pg [status|stop|dsn|reset]  the UI's embedded PostgreSQL
     python3 tasks.py bench [benchmark args...]   e.g. --rows 200000 --only narrow --json out.json
 
@@ -166,7 +166,7 @@ def lint(args: list[str]) -> int:
     checks: list[list[str | Path]] = [
         [BIN / "ruff", "check", *args],
         [BIN / "ruff", "format", "--check", *args],
-        # Without paths mypy checks the packages configured in pyproject.toml.
+        # Without paths mypy checks what pyproject.toml lists: the packages and the tests.
         [BIN / "mypy", *args],
     ]
     failed = 0

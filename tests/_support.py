@@ -6,16 +6,30 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 import pytest
 
 from resources import WRITE_MODES as _REGISTRY
+from resources import Mode
+
+_TYPED: dict[str, Mode] = {name: name for name in get_args(Mode)}
+
+
+def _as_mode(name: str) -> Mode:
+    """A registry name as the writer's ``mode`` type: a mode missing from ``Mode`` fails here."""
+    try:
+        return _TYPED[name]
+    except KeyError:
+        raise AssertionError(
+            f"write mode {name!r} is in WRITE_MODES, not in resources.Mode"
+        ) from None
+
 
 # Every write mode, from the registry: a new mode is tested by every suite that uses these.
-MODES = list(_REGISTRY)
-KEYED = tuple(name for name, mode in _REGISTRY.items() if mode.needs_keys)
+MODES: list[Mode] = [_as_mode(name) for name in _REGISTRY]
+KEYED: tuple[Mode, ...] = tuple(_as_mode(name) for name, m in _REGISTRY.items() if m.needs_keys)
 
 
 def q(name: str) -> str:

@@ -44,7 +44,8 @@ class Db:
             await conn.close()
 
     def execute(self, sql: str, *args: Any) -> str:
-        return asyncio.run(self._run("execute", sql, *args))
+        status: str = asyncio.run(self._run("execute", sql, *args))
+        return status
 
     def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return asyncio.run(self._run("fetch", sql, *args))

@@ -5,6 +5,7 @@ used without a context manager that leaves no connection behind."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resources import BadValueError, PostgresBulkWriter
+from resources import BadValueError, Mode, PostgresBulkWriter
 
 T = TypeVar("T")
 APP = "bulk-assets"
@@ -38,7 +39,8 @@ def within(seconds: float, work: Callable[[], T]) -> T:
     assert not thread.is_alive(), f"still running after {seconds} s: deadlocked"
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    value: T = outcome["value"]
+    return value
 
 
 def make_tables(db: Any, schema: str, *names: str) -> None:
@@ -107,7 +109,7 @@ def test_awrite_concurrently_with_gather(held: bool, dsn: str, db: Any, schema: 
     make_tables(db, schema, *tables)
     db.execute(f'INSERT INTO "{schema}".d SELECT g, 0 FROM generate_series(0, 4999) g')
     before = our_pids(db)
-    modes = {"a": "copy", "b": "insert", "c": "upsert", "d": "update"}
+    modes: dict[str, Mode] = {"a": "copy", "b": "insert", "c": "upsert", "d": "update"}
 
     async def main(writer: PostgresBulkWriter) -> list[Any]:
         return await asyncio.gather(
@@ -284,7 +286,7 @@ def test_sync_write_in_run_in_executor_concurrently(
         results = await asyncio.gather(
             *(
                 loop.run_in_executor(
-                    None, lambda t=t: writer.write(t, frame(0, 3_000), schema=schema)
+                    None, functools.partial(writer.write, t, frame(0, 3_000), schema=schema)
                 )
                 for t in tables
             )

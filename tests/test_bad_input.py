@@ -20,6 +20,7 @@ from _support import KEYED, MODES, q
 from resources import (
     BadValueError,
     KeyRange,
+    Mode,
     PostgresBulkWriter,
     SchemaMismatchError,
     TerminalWriteError,
@@ -29,11 +30,11 @@ ROWS = 6
 BAD_AT = 4  # with chunk_size=3: the second row of chunk 2
 
 
-def snapshot(db: Any, schema: str, table: str = "t") -> list[tuple]:
+def snapshot(db: Any, schema: str, table: str = "t") -> list[tuple[Any, ...]]:
     return [tuple(r) for r in db.fetch(f"SELECT * FROM {q(schema)}.{q(table)} ORDER BY 1")]
 
 
-def key_for(mode: str) -> list[str] | None:
+def key_for(mode: Mode) -> list[str] | None:
     return ["id"] if mode in KEYED else None
 
 
@@ -42,7 +43,7 @@ def _table(db: Any, schema: str, sql_type: str, prefill: str) -> None:
     db.execute(f"INSERT INTO {q(schema)}.t SELECT g, {prefill} FROM generate_series(0, 9) g")
 
 
-def _write(writer: PostgresBulkWriter, schema: str, mode: str, column: pd.Series) -> Any:
+def _write(writer: PostgresBulkWriter, schema: str, mode: Mode, column: pd.Series) -> Any:
     start = 0 if mode in KEYED else 100
     frame = pd.DataFrame({"id": range(start, start + len(column)), "v": column})
     return writer.write(
@@ -51,7 +52,7 @@ def _write(writer: PostgresBulkWriter, schema: str, mode: str, column: pd.Series
 
 
 def _refused(
-    writer: PostgresBulkWriter, db: Any, schema: str, mode: str, column: pd.Series, reason: str
+    writer: PostgresBulkWriter, db: Any, schema: str, mode: Mode, column: pd.Series, reason: str
 ) -> BadValueError:
     before = snapshot(db, schema)
     with pytest.raises(BadValueError) as caught:
@@ -80,7 +81,7 @@ NOT_NULL = {
 @pytest.mark.parametrize("null", [np.nan, pd.NaT, pd.NA], ids=["NaN", "NaT", "pd.NA"])
 @pytest.mark.parametrize("kind", NOT_NULL)
 def test_null_markers_into_not_null_columns(
-    kind: str, null: Any, mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    kind: str, null: Any, mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     sql_type, prefill, good = NOT_NULL[kind]
     _table(db, schema, sql_type, prefill)
@@ -99,7 +100,7 @@ INT_EDGES = {
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", INT_EDGES)
 def test_integers_outside_the_column_range(
-    case: str, mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    case: str, mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     sql_type, bad, dtype = INT_EDGES[case]
     _table(db, schema, sql_type, "0")
@@ -128,7 +129,7 @@ SCALARS = {
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", SCALARS)
 def test_numpy_scalars_in_object_columns_round_trip(
-    kind: str, mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    kind: str, mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     sql_type, scalar, expected = SCALARS[kind]
     _table(db, schema, sql_type, "NULL")
@@ -142,7 +143,7 @@ def test_numpy_scalars_in_object_columns_round_trip(
 
 @pytest.mark.parametrize("mode", ["copy", "upsert"])
 def test_numpy_datetime64_with_nanoseconds_is_refused(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     _table(db, schema, "timestamp", "NULL")
     bad = np.datetime64("2024-05-01T12:30:00.000000001")
@@ -167,7 +168,7 @@ def test_numpy_datetime64_day_into_a_date_column(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_decimal_specials(mode: str, writer: PostgresBulkWriter, db: Any, schema: str) -> None:
+def test_decimal_specials(mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str) -> None:
     """Decimal NaN is a NaN, so NULL (NOT NULL refuses it); ±Infinity fit an unconstrained
     numeric (PostgreSQL 14+) but not numeric(10, 2), where the server refuses them."""
     _table(db, schema, "numeric", "0")
@@ -227,7 +228,7 @@ MIXED = {
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", MIXED)
 def test_mixed_and_unserializable_values(
-    case: str, mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    case: str, mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     sql_type, good, bad, reason = MIXED[case]
     _table(db, schema, sql_type, "NULL")
@@ -237,7 +238,7 @@ def test_mixed_and_unserializable_values(
 
 @pytest.mark.parametrize("mode", ["copy", "executemany", "insert"])
 def test_replace_with_no_rows_empties_the_table(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     _table(db, schema, "text", "'old'")
     result = writer.write(
@@ -269,7 +270,7 @@ class LongError(RuntimeError):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_source_error_with_a_10_kb_message_arrives_intact(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     _table(db, schema, "integer", "0")
     message = "".join(f"{i:05d}|" for i in range(1_700))  # 10,200 characters
@@ -292,7 +293,7 @@ WIDEST = 1_600  # PostgreSQL's limit on the columns of a table
 
 @pytest.mark.parametrize("mode", ["copy", "executemany", "insert", "update", "upsert"])
 def test_the_widest_table_postgresql_allows(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """1,600 columns: every mode writes all 45 rows (a multi-row INSERT then carries one row
     per statement, each well under the 32,767 bind parameters the protocol allows)."""
@@ -320,7 +321,7 @@ LONG_NAMES = {
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", LONG_NAMES.values(), ids=LONG_NAMES.keys())
 def test_63_byte_identifiers_for_schema_table_and_column(
-    name: str, mode: str, dsn: str, db: Any
+    name: str, mode: Mode, dsn: str, db: Any
 ) -> None:
     assert len(name.encode()) == 63
     schema = name[:-1] + "s"

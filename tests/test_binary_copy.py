@@ -19,7 +19,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import numpy as np
@@ -496,7 +496,9 @@ def test_payload_frames_into_a_complete_binary_copy_file(twin: Twin) -> None:
 
 # -- random frames --------------------------------------------------------------------------
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+# Lone surrogates cannot be encoded as UTF-8, so no text column can hold them.
+SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+TEXT = st.text(st.characters(exclude_categories=SURROGATES), max_size=30)
 
 
 def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -611,9 +613,9 @@ def _run_random(twin: Twin, kind: Kind, examples: int) -> None:
             with pytest.raises(BadValueError) as fast:
                 twin.encode(frame)
             _assert_same_error(plain, fast.value)
-            with pytest.raises(BadValueError) as values:
+            with pytest.raises(BadValueError) as as_values:
                 twin.values(frame)
-            _assert_same_error(plain, values.value)
+            _assert_same_error(plain, as_values.value)
             return
         payload = twin.encode(frame)
         plain_rows = twin.load_plain(frame, records)

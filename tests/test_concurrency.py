@@ -16,6 +16,7 @@ import pytest
 from _support import q, require_slow, wait_until_gone
 
 from resources import PostgresBulkWriter
+from resources._request import OnBadRows
 
 WRITERS = 8
 KEYS = 2_000
@@ -51,7 +52,7 @@ def _upsert_rounds(
     rounds: int,
     chunk: int,
     retries: int = 3,
-    on_bad_rows: str = "fail",
+    on_bad_rows: OnBadRows = "fail",
 ) -> list[int]:
     db.execute(
         f"CREATE TABLE {q(schema)}.kv (id bigint PRIMARY KEY, writer int NOT NULL, "
@@ -121,14 +122,16 @@ def _with(dsn: str, setting: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}{setting}"
 
 
-def test_eight_writers_upsert_overlapping_keys_in_random_order(dsn: str, db, schema: str) -> None:
+def test_eight_writers_upsert_overlapping_keys_in_random_order(
+    dsn: str, db: Any, schema: str
+) -> None:
     """Single-chunk upserts lock in key order whatever the input order: no deadlock at all."""
     attempts = _upsert_rounds(dsn, db, schema, rounds=3, chunk=ONE_CHUNK)
     assert set(attempts) == {1}
 
 
 def test_multi_chunk_upserts_apply_in_key_order_and_never_deadlock(
-    dsn: str, db, schema: str
+    dsn: str, db: Any, schema: str
 ) -> None:
     """A multi-chunk upsert stages every chunk and applies them in one key-ordered statement,
     so even with deadlock detection at 100 ms no write needs a second attempt."""
@@ -138,7 +141,7 @@ def test_multi_chunk_upserts_apply_in_key_order_and_never_deadlock(
     assert set(attempts) == {1}
 
 
-def test_quarantined_multi_chunk_upserts_keep_key_order(dsn: str, db, schema: str) -> None:
+def test_quarantined_multi_chunk_upserts_keep_key_order(dsn: str, db: Any, schema: str) -> None:
     """on_bad_rows="quarantine" stages every chunk too and applies them in one key-ordered
     statement (rows it refuses are set aside one by one): no deadlock, no second attempt.
     Applied chunk by chunk, 17 of 40 such writes used to fail."""
@@ -155,7 +158,7 @@ def test_quarantined_multi_chunk_upserts_keep_key_order(dsn: str, db, schema: st
 
 
 def test_multi_chunk_upserts_with_default_settings_do_not_fail_on_deadlocks(
-    dsn: str, db, schema: str
+    dsn: str, db: Any, schema: str
 ) -> None:
     attempts = _upsert_rounds(dsn, db, schema, rounds=1, chunk=CHUNK)
     assert set(attempts) == {1}
@@ -163,13 +166,13 @@ def test_multi_chunk_upserts_with_default_settings_do_not_fail_on_deadlocks(
 
 @pytest.mark.slow
 def test_eight_writers_upsert_overlapping_keys_many_rounds(
-    dsn: str, db, schema: str, request: pytest.FixtureRequest
+    dsn: str, db: Any, schema: str, request: pytest.FixtureRequest
 ) -> None:
     require_slow(request)
     _upsert_rounds(dsn, db, schema, rounds=40, chunk=ONE_CHUNK)
 
 
-def test_eight_async_tasks_upsert_overlapping_keys(dsn: str, db, schema: str) -> None:
+def test_eight_async_tasks_upsert_overlapping_keys(dsn: str, db: Any, schema: str) -> None:
     """The same race on one event loop: each task awaits awrite on a writer of its own."""
     db.execute(
         f"CREATE TABLE {q(schema)}.kv (id bigint PRIMARY KEY, writer int NOT NULL, "
@@ -203,7 +206,7 @@ def test_eight_async_tasks_upsert_overlapping_keys(dsn: str, db, schema: str) ->
     assert wait_until_gone(dsn, f"arace-{schema}") == []
 
 
-def test_four_concurrent_appends_into_one_table(dsn: str, db, schema: str) -> None:
+def test_four_concurrent_appends_into_one_table(dsn: str, db: Any, schema: str) -> None:
     """COPY appends take a ROW EXCLUSIVE lock, which does not conflict with itself: four at
     once never wait for one another (lock_timeout=1 s would say so), and every row lands once."""
     db.execute(f"CREATE TABLE {q(schema)}.log (id bigint PRIMARY KEY, part int NOT NULL)")

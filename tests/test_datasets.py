@@ -4,13 +4,25 @@ re-runs that replace exactly their slice, backfills both ways, checks that catch
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster_shared.error import SerializableErrorInfo
 
-from bulk_assets import ChunkPartitions, DatasetSpec, Fetcher, build_asset, dataset, discover
+from bulk_assets import (
+    ChunkPartitions,
+    DatasetSpec,
+    Fetcher,
+    FetchSource,
+    GeneratedSource,
+    Partition,
+    build_asset,
+    dataset,
+    discover,
+)
 from bulk_assets.checks import check_not_null, check_row_counts, check_unique
 from bulk_assets.examples.events import ROWS_PER_DAY
 from resources import KeyRange, PostgresBulkWriter
@@ -37,7 +49,7 @@ def run(
     partition_key: str | None = None,
     tags: dict[str, str] | None = None,
     raise_on_error: bool = True,
-):
+) -> ExecuteInProcessResult:
     return materialize(
         [build_asset(spec)],
         resources=resources,
@@ -49,10 +61,24 @@ def run(
 
 
 def table_hash(db: Any, schema: str, table: str, order: str, where: str = "TRUE") -> str:
-    return db.fetchval(
+    digest: str = db.fetchval(
         f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY {order}), '')) "
         f'FROM "{schema}"."{table}" t WHERE {where}'
     )
+    return digest
+
+
+def generator_of(spec: DatasetSpec) -> Callable[[Partition], pd.DataFrame]:
+    """A bundled example's generator function, to build rows from directly."""
+    assert isinstance(spec.source, GeneratedSource) and callable(spec.source.function)
+    return spec.source.function
+
+
+def step_failure(result: ExecuteInProcessResult) -> SerializableErrorInfo:
+    """The error of the run's first step failure."""
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    assert error is not None
+    return error
 
 
 def metadata(result: Any, node: str) -> dict[str, Any]:
@@ -60,7 +86,9 @@ def metadata(result: Any, node: str) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
 
 
-def test_users_partition_materializes_with_table_metadata(resources, instance, db, schema) -> None:
+def test_users_partition_materializes_with_table_metadata(
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
+) -> None:
     result = run(EXAMPLES["users"], resources, instance, partition_key=SECOND)
     assert result.success
     ids = db.fetch(f'SELECT min(id), max(id), count(*) FROM "{schema}".users')[0]
@@ -92,7 +120,9 @@ def test_users_partition_materializes_with_table_metadata(resources, instance, d
     assert added == 20_001
 
 
-def test_rerunning_a_partition_replaces_exactly_its_slice(resources, instance, db, schema) -> None:
+def test_rerunning_a_partition_replaces_exactly_its_slice(
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
+) -> None:
     spec = EXAMPLES["users"]
     for key in (FIRST, THIRD):
         run(spec, resources, instance, partition_key=key)
@@ -108,7 +138,7 @@ def test_rerunning_a_partition_replaces_exactly_its_slice(resources, instance, d
 
 
 def test_events_day_is_identical_on_rerun_and_neighbours_untouched(
-    resources, instance, db, schema
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
 ) -> None:
     spec = EXAMPLES["events"]
     run(spec, resources, instance, partition_key="2026-03-28")
@@ -131,22 +161,26 @@ def test_events_day_is_identical_on_rerun_and_neighbours_untouched(
 
 
 def small_users(table: str, backfill: str) -> DatasetSpec:
+    ddl = EXAMPLES["users"].ddl
+    assert ddl is not None
     return EXAMPLES["users"].model_copy(
         update={
             "name": table,
             "table": table,
             "partitions": ChunkPartitions(column="id", size=250, count=6),
             "backfill": backfill,
-            "ddl": EXAMPLES["users"].ddl.replace("users", table),
+            "ddl": ddl.replace("users", table),
         }
     )
 
 
 def test_single_run_range_and_multi_run_backfills_give_the_same_table(
-    resources, instance, db, schema
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
 ) -> None:
     single, multi = small_users("u_single", "single-run"), small_users("u_multi", "multi-run")
-    keys = build_asset(single).partitions_def.get_partition_keys()
+    partitions_def = build_asset(single).partitions_def
+    assert partitions_def is not None
+    keys = partitions_def.get_partition_keys()
     result = run(
         single,
         resources,
@@ -169,7 +203,9 @@ def test_single_run_range_and_multi_run_backfills_give_the_same_table(
     assert row_count.metadata["partitions_checked"].value == 4
 
 
-def test_update_dataset_changes_only_matched_rows(resources, instance, db, schema) -> None:
+def test_update_dataset_changes_only_matched_rows(
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
+) -> None:
     run(EXAMPLES["users"], resources, instance, partition_key=FIRST)
     result = run(EXAMPLES["user_email_updates"], resources, instance)
     meta = metadata(result, "user_email_updates")
@@ -183,14 +219,20 @@ def test_update_dataset_changes_only_matched_rows(resources, instance, db, schem
     assert db.fetchval(f'SELECT email FROM "{schema}".users WHERE id = 21') == "user21@example.com"
 
 
-def test_cities_fetched_from_the_shipped_csv(resources, instance, db, schema) -> None:
+def test_cities_fetched_from_the_shipped_csv(
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
+) -> None:
     result = run(EXAMPLES["cities"], resources, instance)
-    rows = len(pd.read_csv(EXAMPLES["cities"].source.location))
+    source = EXAMPLES["cities"].source
+    assert isinstance(source, FetchSource)
+    rows = len(pd.read_csv(source.location))
     assert rows > 0 and metadata(result, "cities")["dagster/row_count"] == rows
     assert db.fetchval(f'SELECT count(DISTINCT city_id) FROM "{schema}".cities') == rows
 
 
-def test_checks_fail_on_a_table_tampered_with(resources, instance, db, schema) -> None:
+def test_checks_fail_on_a_table_tampered_with(
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
+) -> None:
     spec = EXAMPLES["users"]
     result = run(spec, resources, instance, partition_key=FIRST)
     assert all(e.passed for e in result.get_asset_check_evaluations())
@@ -201,7 +243,9 @@ def test_checks_fail_on_a_table_tampered_with(resources, instance, db, schema) -
     assert tampered.metadata["mismatched"].value == {FIRST: {"written": 10_000, "in_table": 9_999}}
 
 
-def test_unique_and_not_null_checks_read_the_table(resources, db, schema) -> None:
+def test_unique_and_not_null_checks_read_the_table(
+    resources: dict[str, Any], db: Any, schema: str
+) -> None:
     db.execute(f'CREATE TABLE "{schema}".loose (k int, v text)')
     db.execute(f"INSERT INTO \"{schema}\".loose VALUES (1, 'a'), (2, NULL), (2, 'b')")
 
@@ -224,40 +268,44 @@ def test_unique_and_not_null_checks_read_the_table(resources, db, schema) -> Non
     assert check_not_null(spec, resources["writer"]).passed
 
 
-def test_a_failing_partition_leaves_its_slice_as_it_was(resources, instance, db, schema) -> None:
+def test_a_failing_partition_leaves_its_slice_as_it_was(
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
+) -> None:
     run(EXAMPLES["users"], resources, instance, partition_key=FIRST)
     before = table_hash(db, schema, "users", "id")
 
     @dataset(table="users", partitions=ChunkPartitions(column="id", size=10_000, count=100))
-    def broken(part):
+    def broken(part: Partition) -> Iterator[pd.DataFrame]:
         yield pd.DataFrame({"id": [part.start], "name": ["n"], "email": ["e"]})
         raise RuntimeError("the upstream API went away after the first chunk")
 
     result = run(broken, resources, instance, partition_key=FIRST, raise_on_error=False)
     assert not result.success
-    failure = result.get_step_failure_events()[0].event_specific_data.error
+    failure = step_failure(result)
     assert "the upstream API went away" in failure.to_string()
     assert table_hash(db, schema, "users", "id") == before
 
 
-def test_time_partitions_need_aware_rows_in_their_window(resources, instance, schema) -> None:
+def test_time_partitions_need_aware_rows_in_their_window(
+    resources: dict[str, Any], instance: DagsterInstance, schema: str
+) -> None:
     spec = EXAMPLES["events"]
     early = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
     @dataset(table="events", ddl=spec.ddl, partitions=spec.partitions)
-    def shifted(part):
-        frame = EXAMPLES["events"].source.function(part)
+    def shifted(part: Partition) -> pd.DataFrame:
+        frame = generator_of(EXAMPLES["events"])(part)
         frame.loc[0, "occurred_at"] = pd.Timestamp(early)
         return frame
 
     result = run(shifted, resources, instance, partition_key="2026-03-01", raise_on_error=False)
     assert not result.success
-    text = result.get_step_failure_events()[0].event_specific_data.error.to_string()
+    text = step_failure(result).to_string()
     assert "outside the range being replaced" in text and "occurred_at" in text
 
 
 def test_quarantined_rows_are_reported_and_the_counts_still_check(
-    resources, instance, db, schema
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
 ) -> None:
     @dataset(
         table="users",
@@ -265,8 +313,8 @@ def test_quarantined_rows_are_reported_and_the_counts_still_check(
         partitions=EXAMPLES["users"].partitions,
         on_bad_rows="quarantine",
     )
-    def users_with_a_bad_row(part):
-        frame = EXAMPLES["users"].source.function(part)
+    def users_with_a_bad_row(part: Partition) -> pd.DataFrame:
+        frame = generator_of(EXAMPLES["users"])(part)
         frame.loc[3, "email"] = None  # NOT NULL
         return frame
 
@@ -278,7 +326,9 @@ def test_quarantined_rows_are_reported_and_the_counts_still_check(
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
-def test_a_failing_check_is_blocking(resources, instance, db, schema) -> None:
+def test_a_failing_check_is_blocking(
+    resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
+) -> None:
     """A NULL where the dataset declares none: the load commits, and the inline blocking
     check fails the materialization's step, so nothing downstream runs on it."""
 

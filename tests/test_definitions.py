@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dagster import AssetKey, build_schedule_context
+from dagster import AssetKey, Definitions, build_schedule_context
 
 from bulk_assets import discover
 from bulk_assets.definitions import defs
@@ -14,11 +14,11 @@ from bulk_assets.generators import events_frame, users_frame
 
 
 @pytest.fixture(scope="module")
-def definitions():
+def definitions() -> Definitions:
     return defs()
 
 
-def test_definitions_load_every_bundled_dataset(definitions) -> None:
+def test_definitions_load_every_bundled_dataset(definitions: Definitions) -> None:
     graph = definitions.get_repository_def().asset_graph
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "users",
@@ -33,24 +33,26 @@ def test_definitions_load_every_bundled_dataset(definitions) -> None:
     assert users.group_name == "examples"
     assert users.kinds == {"postgres", "pandas"}
     assert users.pools == {"postgres_writes"}
+    assert users.partitions_def is not None
     assert len(users.partitions_def.get_partition_keys()) == 100
 
 
-def test_user_email_updates_depends_on_users(definitions) -> None:
+def test_user_email_updates_depends_on_users(definitions: Definitions) -> None:
     graph = definitions.get_repository_def().asset_graph
     assert graph.get(AssetKey("user_email_updates")).parent_keys == {AssetKey("users")}
 
 
-def test_events_schedule_loads_the_day_that_ended(definitions) -> None:
+def test_events_schedule_loads_the_day_that_ended(definitions: Definitions) -> None:
     schedule = definitions.get_schedule_def("events_schedule")
     tick = dt.datetime(2026, 3, 2, 0, 10, tzinfo=dt.UTC)
     with build_schedule_context(scheduled_execution_time=tick) as context:
         requests = schedule.evaluate_tick(context).run_requests
+    assert requests is not None
     assert [r.partition_key for r in requests] == ["2026-03-01"]
     assert schedule.cron_schedule == "10 0 * * *"
 
 
-def test_update_schedule_is_declared(definitions) -> None:
+def test_update_schedule_is_declared(definitions: Definitions) -> None:
     schedule = definitions.get_schedule_def("user_email_updates_schedule")
     assert schedule.cron_schedule == "30 * * * *"
     assert schedule.job_name == "user_email_updates_job"

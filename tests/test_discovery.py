@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, materialize
 
-from bulk_assets import DatasetSpec, DatasetSpecError, Fetcher, build_definitions, discover
+from bulk_assets import (
+    DatasetSpec,
+    DatasetSpecError,
+    Fetcher,
+    FetchSource,
+    build_definitions,
+    discover,
+)
 from bulk_assets.partitions import partition_for_key
 from bulk_assets.sources import _format_location
 from resources import PostgresBulkWriter
@@ -240,4 +247,5 @@ def test_location_templates_fill_without_str_format(
             "partitions": partitions,
         }
     )
+    assert isinstance(spec.source, FetchSource)
     assert _format_location(spec.source.location, partition_for_key(spec, key)) == expected

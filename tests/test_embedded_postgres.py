@@ -289,7 +289,9 @@ def test_cli_dsn_prints_only_the_dsn(pg: EmbeddedPostgres) -> None:
     assert fetchval(printed.stdout.strip(), "select 1") == 1
     # `start` names the TCP DSN without its password: it ends up in terminals and CI logs.
     started = subprocess.run([*cli, "start"], cwd=REPO, capture_output=True, text=True)
-    assert urlsplit(pg.dsn(tcp=True)).password not in started.stdout + started.stderr
+    password = urlsplit(pg.dsn(tcp=True)).password
+    assert password is not None
+    assert password not in started.stdout + started.stderr
 
 
 def test_cli_dsn_without_a_server_says_what_to_run(tmp_path: Path) -> None:

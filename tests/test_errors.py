@@ -21,17 +21,17 @@ import pandas as pd
 import pytest
 from _support import KEYED, MODES
 
-from resources import BadValueError, PostgresBulkWriter, SchemaMismatchError
+from resources import BadValueError, Mode, PostgresBulkWriter, SchemaMismatchError
 
 APPENDING = ["copy", "executemany", "insert"]
 
 
-def snapshot(db: Any, schema: str, table: str = "t") -> list[tuple]:
+def snapshot(db: Any, schema: str, table: str = "t") -> list[tuple[Any, ...]]:
     """The whole content of a table, in a stable order."""
     return [tuple(r) for r in db.fetch(f'SELECT * FROM "{schema}"."{table}" ORDER BY 1')]
 
 
-def key_for(mode: str) -> list[str] | None:
+def key_for(mode: Mode) -> list[str] | None:
     return ["id"] if mode in KEYED else None
 
 
@@ -53,7 +53,7 @@ def ledger(db: Any, schema: str) -> None:
     )
 
 
-def five_chunks(mode: str, kind: str) -> pd.DataFrame:
+def five_chunks(mode: Mode, kind: str) -> pd.DataFrame:
     """5,000 rows; update/upsert target existing ids, the appending modes new ones."""
     start = 0 if mode in KEYED else 10_000
     ids = np.arange(start, start + 5 * CHUNK)
@@ -80,7 +80,7 @@ def five_chunks(mode: str, kind: str) -> pd.DataFrame:
 )
 @pytest.mark.parametrize("mode", MODES)
 def test_bad_value_in_chunk_three_names_its_global_row_and_changes_nothing(
-    mode: str, kind: str, column: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, kind: str, column: str, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """The error's row is the 0-based index in the whole write (not in the chunk), its column
     and table are named, and the table content is exactly what it was before."""
@@ -109,7 +109,7 @@ def test_bad_value_in_chunk_three_names_its_global_row_and_changes_nothing(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_value_refused_by_the_server_in_chunk_three_changes_nothing(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A CHECK violation found by the server: BadValueError with the driver's exception as
     __cause__; COPY reports the global row; other modes name the failing chunk's rows."""
@@ -266,7 +266,7 @@ CASES = [
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_value_is_refused_naming_table_column_and_row(
-    case: Case, mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    case: Case, mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Each value that would not survive the trip is a BadValueError naming the table, the
     column and the row (in the whole write), and nothing is written."""
@@ -299,7 +299,7 @@ def test_bad_value_is_refused_naming_table_column_and_row(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_missing_required_and_extra_columns_are_listed_in_one_error(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A NOT NULL column without default missing from the data and a data column the table
     lacks are both named in one SchemaMismatchError (update needs no missing column: it sets
@@ -327,7 +327,7 @@ def test_missing_required_and_extra_columns_are_listed_in_one_error(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_unknown_table_is_a_schema_mismatch_unless_create(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Without create=True a missing table is a SchemaMismatchError naming it and nothing is
     made; with create=True it is created and the rows land in it."""
@@ -350,7 +350,7 @@ def test_unknown_table_is_a_schema_mismatch_unless_create(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_unknown_schema_is_a_schema_mismatch(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A schema that does not exist is a SchemaMismatchError naming it; nothing is created."""
     missing = f"{schema}_missing"
@@ -392,7 +392,7 @@ SERVER_CASES = {
     ],
 )
 def test_server_side_violation_is_a_bad_value_keeping_the_driver_error(
-    kind: str, mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    kind: str, mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A CHECK or UNIQUE violation (or a numeric the column cannot hold) raised by the server
     is a BadValueError with the asyncpg exception as __cause__; COPY names the row from the
@@ -449,7 +449,7 @@ def test_a_view_is_not_a_target_table(
 
 @pytest.mark.parametrize("mode", ["copy", "executemany", "insert"])
 def test_error_raised_by_a_trigger_names_the_row_or_its_chunk(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A trigger's own context ("PL/pgSQL function ... line 4") is not taken for the row: COPY
     names the row; the other modes, which the server cannot point into, name the chunk's rows."""
@@ -496,7 +496,7 @@ def test_interval_keeps_microseconds_and_refuses_nanoseconds(
 
 @pytest.mark.parametrize("mode", ["executemany", "insert"])
 def test_a_value_the_driver_cannot_encode_names_its_column_and_row(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """inet has no check of ours: the driver refuses 'x' before sending, and its message
     names the bind parameter, which becomes the column and the row of the whole write."""

@@ -15,6 +15,8 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
 
 import asyncpg
 import numpy as np
@@ -25,11 +27,14 @@ from dagster import DagsterInstance, asset, materialize
 
 from resources import (
     BulkWriteError,
+    Mode,
     OutcomeUnknownError,
     PostgresBulkWriter,
     TransientWriteError,
+    WriteResult,
     WriteTimeoutError,
 )
+from resources._sources import Data
 
 CHUNK = 20_000
 CHUNKS = 15
@@ -78,16 +83,18 @@ async def _our_sessions(dsn: str, app: str) -> list[str]:
         await conn.close()
 
 
-def _make_table(db, schema: str) -> None:
+def _make_table(db: Any, schema: str) -> None:
     db.execute(f'CREATE TABLE "{schema}".loads (id bigint NOT NULL, label text NOT NULL)')
 
 
-def _counts(db, schema: str) -> tuple[int, int]:
+def _counts(db: Any, schema: str) -> tuple[int, int]:
     row = db.fetch(f'SELECT count(*) AS n, count(DISTINCT id) AS d FROM "{schema}".loads')[0]
     return row["n"], row["d"]
 
 
-async def _write_while_killing(writer: PostgresBulkWriter, dsn: str, data, schema: str):
+async def _write_while_killing(
+    writer: PostgresBulkWriter, dsn: str, data: Data, schema: str
+) -> WriteResult:
     killer = asyncio.create_task(_kill_first_load(dsn, writer.application_name))
     try:
         return await writer.awrite("loads", data, schema=schema, chunk_size=CHUNK)
@@ -95,7 +102,7 @@ async def _write_while_killing(writer: PostgresBulkWriter, dsn: str, data, schem
         await killer
 
 
-def test_killed_backend_mid_copy_is_retried_exactly_once(dsn: str, db, schema: str) -> None:
+def test_killed_backend_mid_copy_is_retried_exactly_once(dsn: str, db: Any, schema: str) -> None:
     """A replayable source (a callable) is written again from the start after the kill:
     every row once, none twice."""
     _make_table(db, schema)
@@ -106,7 +113,7 @@ def test_killed_backend_mid_copy_is_retried_exactly_once(dsn: str, db, schema: s
     assert _counts(db, schema) == (CHUNK * CHUNKS, CHUNK * CHUNKS)
 
 
-def test_killed_backend_with_one_shot_source_leaves_nothing(dsn: str, db, schema: str) -> None:
+def test_killed_backend_with_one_shot_source_leaves_nothing(dsn: str, db: Any, schema: str) -> None:
     """A generator cannot be replayed: the write fails as transient, and nothing of it stays."""
     _make_table(db, schema)
     app = f"faults-{schema}"
@@ -122,7 +129,9 @@ def test_killed_backend_with_one_shot_source_leaves_nothing(dsn: str, db, schema
 
 
 @pytest.mark.parametrize("mode", ["upsert", "update"])
-def test_killed_backend_mid_staged_write_is_retried(dsn: str, db, schema: str, mode: str) -> None:
+def test_killed_backend_mid_staged_write_is_retried(
+    dsn: str, db: Any, schema: str, mode: Mode
+) -> None:
     db.execute(f'CREATE TABLE "{schema}".loads (id bigint PRIMARY KEY, label text NOT NULL)')
     db.execute(
         f"INSERT INTO \"{schema}\".loads SELECT g, 'old' FROM generate_series(0, $1) g",
@@ -130,7 +139,7 @@ def test_killed_backend_mid_staged_write_is_retried(dsn: str, db, schema: str, m
     )
     writer = PostgresBulkWriter(dsn=dsn, application_name=f"faults-{schema}")
 
-    async def run():
+    async def run() -> WriteResult:
         killer = asyncio.create_task(_kill_first_load(dsn, writer.application_name))
         try:
             return await writer.awrite(
@@ -148,10 +157,10 @@ def test_killed_backend_mid_staged_write_is_retried(dsn: str, db, schema: str, m
     assert labels["n"] == CHUNK * CHUNKS and labels["old"] == 0
 
 
-def test_lock_timeout_names_the_limit(dsn: str, db, schema: str) -> None:
+def test_lock_timeout_names_the_limit(dsn: str, db: Any, schema: str) -> None:
     _make_table(db, schema)
 
-    async def run() -> BaseException:
+    async def run() -> WriteTimeoutError:
         holder = await asyncpg.connect(dsn)
         try:
             async with holder.transaction():
@@ -169,7 +178,7 @@ def test_lock_timeout_names_the_limit(dsn: str, db, schema: str) -> None:
     assert _counts(db, schema) == (0, 0)
 
 
-def _slow_trigger(db, schema: str, seconds: float) -> None:
+def _slow_trigger(db: Any, schema: str, seconds: float) -> None:
     db.execute(
         f'CREATE FUNCTION "{schema}".slow() RETURNS trigger LANGUAGE plpgsql AS '
         f"$$ BEGIN PERFORM pg_sleep({seconds}); RETURN NEW; END $$"
@@ -180,7 +189,7 @@ def _slow_trigger(db, schema: str, seconds: float) -> None:
     )
 
 
-def test_statement_timeout_names_the_limit(dsn: str, db, schema: str) -> None:
+def test_statement_timeout_names_the_limit(dsn: str, db: Any, schema: str) -> None:
     _make_table(db, schema)
     _slow_trigger(db, schema, 2)
     writer = PostgresBulkWriter(dsn=dsn, statement_timeout=0.3, retries=0)
@@ -190,7 +199,7 @@ def test_statement_timeout_names_the_limit(dsn: str, db, schema: str) -> None:
     assert _counts(db, schema) == (0, 0)
 
 
-def test_statement_timeout_is_not_retried(dsn: str, db, schema: str) -> None:
+def test_statement_timeout_is_not_retried(dsn: str, db: Any, schema: str) -> None:
     """A statement that outran statement_timeout would only outrun it again: one attempt,
     counted by a sequence that the trigger advances (sequences ignore the rollback)."""
     _make_table(db, schema)
@@ -211,16 +220,20 @@ def test_statement_timeout_is_not_retried(dsn: str, db, schema: str) -> None:
     assert db.fetchval(f'SELECT last_value FROM "{schema}".attempts') == 1
 
 
-def test_unknown_mode_is_refused_before_anything_runs(dsn: str, db, schema: str) -> None:
+def test_unknown_mode_is_refused_before_anything_runs(dsn: str, db: Any, schema: str) -> None:
     _make_table(db, schema)
     with pytest.raises(ValueError, match="copyy"):
         PostgresBulkWriter(dsn=dsn).write(
-            "loads", [(1, "a")], columns=["id", "label"], schema=schema, mode="copyy"
-        )  # type: ignore[arg-type]
+            "loads",
+            [(1, "a")],
+            columns=["id", "label"],
+            schema=schema,
+            mode="copyy",  # type: ignore[arg-type]
+        )
     assert _counts(db, schema) == (0, 0)
 
 
-def test_silent_server_is_cut_off_by_the_round_trip_timeout(dsn: str, db, schema: str) -> None:
+def test_silent_server_is_cut_off_by_the_round_trip_timeout(dsn: str, db: Any, schema: str) -> None:
     """With the server-side limit off, the client-side guard still ends the wait, and the
     abandoned connection is closed rather than returned to the pool."""
     _make_table(db, schema)
@@ -240,7 +253,7 @@ def test_silent_server_is_cut_off_by_the_round_trip_timeout(dsn: str, db, schema
     assert _counts(db, schema) == (0, 0)
 
 
-def test_stale_pooled_connection_is_replaced(dsn: str, db, schema: str) -> None:
+def test_stale_pooled_connection_is_replaced(dsn: str, db: Any, schema: str) -> None:
     """Connections of a held pool killed between two writes: the next write still lands."""
     _make_table(db, schema)
     app = f"stale-{schema}"
@@ -288,7 +301,7 @@ def test_password_never_appears_in_errors_or_dagster_events(bad_dsn: str) -> Non
     assert all(SENTINEL not in str(entry) for entry in logs)
 
 
-def _deferred_slow_commit(db, schema: str, seconds: float) -> None:
+def _deferred_slow_commit(db: Any, schema: str, seconds: float) -> None:
     """A deferred constraint trigger: COMMIT itself takes ``seconds``, a window to kill it in."""
     db.execute(
         f'CREATE FUNCTION "{schema}".slow_commit() RETURNS trigger LANGUAGE plpgsql AS '
@@ -301,7 +314,7 @@ def _deferred_slow_commit(db, schema: str, seconds: float) -> None:
     )
 
 
-def test_connection_lost_at_commit_of_a_copy_is_not_resent(dsn: str, db, schema: str) -> None:
+def test_connection_lost_at_commit_of_a_copy_is_not_resent(dsn: str, db: Any, schema: str) -> None:
     """COMMIT's outcome is unknown to the client: an append is never sent again (it could
     duplicate), the caller is told so. Here the server had not committed, so nothing is there."""
     _make_table(db, schema)
@@ -323,12 +336,14 @@ def test_connection_lost_at_commit_of_a_copy_is_not_resent(dsn: str, db, schema:
     assert _counts(db, schema) == (0, 0)
 
 
-def test_connection_lost_at_commit_of_an_upsert_is_run_again(dsn: str, db, schema: str) -> None:
+def test_connection_lost_at_commit_of_an_upsert_is_run_again(
+    dsn: str, db: Any, schema: str
+) -> None:
     db.execute(f'CREATE TABLE "{schema}".loads (id bigint PRIMARY KEY, label text NOT NULL)')
     _deferred_slow_commit(db, schema, 1)
     writer = PostgresBulkWriter(dsn=dsn, application_name=f"commit-{schema}")
 
-    async def run():
+    async def run() -> WriteResult:
         killer = asyncio.create_task(
             _kill_first_load(dsn, writer.application_name, pattern="COMMIT%")
         )
@@ -344,7 +359,7 @@ def test_connection_lost_at_commit_of_an_upsert_is_run_again(dsn: str, db, schem
     assert _counts(db, schema) == (CHUNK * CHUNKS, CHUNK * CHUNKS)
 
 
-def test_commit_per_chunk_retries_the_chunk_that_failed(dsn: str, db, schema: str) -> None:
+def test_commit_per_chunk_retries_the_chunk_that_failed(dsn: str, db: Any, schema: str) -> None:
     """With commit="chunk", even a one-shot generator survives a killed backend: the chunk in
     hand is sent again, the committed ones are not. A trigger holds chunk 2's COPY for a second,
     so the kill lands mid-COPY: killed during a COMMIT, an append's outcome would be unknown
@@ -360,7 +375,7 @@ def test_commit_per_chunk_retries_the_chunk_that_failed(dsn: str, db, schema: st
     )
     writer = PostgresBulkWriter(dsn=dsn, application_name=f"chunk-{schema}")
 
-    async def run():
+    async def run() -> WriteResult:
         killer = asyncio.create_task(
             _kill_first_load(dsn, writer.application_name, running_for=0.3)
         )
@@ -389,7 +404,7 @@ def _wait_until_gone(dsn: str, app: str) -> list[str]:
     return sessions
 
 
-def test_cancelled_awrite_commits_nothing(dsn: str, db, schema: str) -> None:
+def test_cancelled_awrite_commits_nothing(dsn: str, db: Any, schema: str) -> None:
     _make_table(db, schema)
     app = f"cancel-{schema}"
     writer = PostgresBulkWriter(dsn=dsn, application_name=app)
@@ -408,14 +423,14 @@ def test_cancelled_awrite_commits_nothing(dsn: str, db, schema: str) -> None:
     assert _counts(db, schema) == (0, 0)
 
 
-def test_interrupted_write_commits_nothing(dsn: str, db, schema: str) -> None:
+def test_interrupted_write_commits_nothing(dsn: str, db: Any, schema: str) -> None:
     """Ctrl-C while write() waits: the write is cancelled and rolled back, not left to finish
     and commit in the background."""
     _make_table(db, schema)
     app = f"interrupt-{schema}"
     writer = PostgresBulkWriter(dsn=dsn, application_name=app)
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGALRM, interrupt)
@@ -431,7 +446,7 @@ def test_interrupted_write_commits_nothing(dsn: str, db, schema: str) -> None:
     assert _counts(db, schema) == (0, 0)
 
 
-def test_close_while_another_thread_writes_does_not_hang(dsn: str, db, schema: str) -> None:
+def test_close_while_another_thread_writes_does_not_hang(dsn: str, db: Any, schema: str) -> None:
     _make_table(db, schema)
     writer = PostgresBulkWriter(dsn=dsn, application_name=f"close-{schema}")
     outcome: dict[str, BaseException | None] = {}

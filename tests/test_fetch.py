@@ -79,7 +79,8 @@ def expected_frame(n: int = N) -> pd.DataFrame:
 
 
 def as_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode()
+    text: str = frame.to_csv(index=False)
+    return text.encode()
 
 
 def as_parquet(frame: pd.DataFrame) -> bytes:
@@ -218,7 +219,7 @@ def read_all(chunks: Iterator[pd.DataFrame]) -> tuple[pd.DataFrame, list[int]]:
 # -- the same rows in every format ----------------------------------------------------------
 
 
-SOURCES = {
+SOURCES: dict[str, Callable[[pd.DataFrame], bytes]] = {
     "x.csv": lambda f: as_csv(f),
     "x.csv.gz": lambda f: gzip.compress(as_csv(f)),
     "x.parquet": lambda f: as_parquet(f),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from _support import KEYED, MODES
 
-from resources import PostgresBulkWriter
+from resources import Mode, PostgresBulkWriter
 
 HOSTILE = {
     "double-quote": 'we"ird',
@@ -51,11 +51,11 @@ def sentinel(db: Any, schema: str) -> None:
     db.execute(f"CREATE TABLE {q(schema)}.y (id int); INSERT INTO {q(schema)}.y VALUES (42)")
 
 
-def rows_of(db: Any, schema: str, table: str, order: str) -> list[tuple]:
+def rows_of(db: Any, schema: str, table: str, order: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in db.fetch(f"SELECT * FROM {q(schema)}.{q(table)} ORDER BY {q(order)}")]
 
 
-def prepare(db: Any, schema: str, table: str, columns: list[str], key: str, mode: str) -> None:
+def prepare(db: Any, schema: str, table: str, columns: list[str], key: str, mode: Mode) -> None:
     """A table with ``columns`` (all text but ``key`` int primary key); update finds its keys."""
     defs = ", ".join(f"{q(c)} {'int PRIMARY KEY' if c == key else 'text'}" for c in columns)
     db.execute(f"CREATE TABLE {q(schema)}.{q(table)} ({defs})")
@@ -72,7 +72,7 @@ def frame_for(columns: list[str], key: str) -> pd.DataFrame:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_table_names(
-    name: str, mode: str, search_path_dsn: str, db: Any, schema: str
+    name: str, mode: Mode, search_path_dsn: str, db: Any, schema: str
 ) -> None:
     """A table named with quotes, SQL, spaces, case, unicode or a reserved word is written as
     named (unqualified, through search_path); the sentinel tables survive and nothing else
@@ -102,7 +102,7 @@ def test_hostile_table_names(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_hostile_column_names_including_keys(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Every hostile name as a column, one of them the key, plus a column named like the
     staging table's row-order column: all values land in the right columns."""
@@ -130,7 +130,7 @@ def test_hostile_column_names_including_keys(
 
 @pytest.mark.parametrize("mode", KEYED)
 def test_hostile_composite_keys(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A composite key of a reserved word and a name with a quote and SQL matches rows."""
     keys = ["order", 'q"; DROP TABLE y; --']
@@ -168,7 +168,7 @@ def hostile_schemas(db: Any, schema: str) -> Iterator[dict[str, str]]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_hostile_schema_names(
-    mode: str, hostile_schemas: dict[str, str], writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, hostile_schemas: dict[str, str], writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """schema= is used as given, whatever it holds, and only the table in it is written."""
     sentinel(db, schema)
@@ -195,7 +195,7 @@ def test_hostile_schema_names(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_create_with_hostile_schema_table_and_column_names(
-    mode: str, hostile_schemas: dict[str, str], writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, hostile_schemas: dict[str, str], writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """create=True makes exactly one table, with the names as given and the hostile key
     column as its primary key; nothing else is created or dropped."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from resources import BadValueError, KeyRange, PostgresBulkWriter, SchemaMismatchError
+from resources import BadValueError, KeyRange, Mode, PostgresBulkWriter, SchemaMismatchError
 
 UTC = dt.UTC
 
@@ -20,7 +21,7 @@ def numbered(db: Any, schema: str, rows: int = 30) -> None:
     db.execute(f"INSERT INTO \"{schema}\".n SELECT g, 'old' || g FROM generate_series(1, {rows}) g")
 
 
-def content(db: Any, schema: str, table: str = "n") -> list[tuple]:
+def content(db: Any, schema: str, table: str = "n") -> list[tuple[Any, ...]]:
     return [tuple(r) for r in db.fetch(f'SELECT * FROM "{schema}"."{table}" ORDER BY 1')]
 
 
@@ -44,7 +45,7 @@ def test_replaces_exactly_the_range(writer: PostgresBulkWriter, db: Any, schema:
 
 @pytest.mark.parametrize("mode", ["copy", "insert", "executemany"])
 def test_rerunning_a_range_gives_the_same_table(
-    writer: PostgresBulkWriter, db: Any, schema: str, mode: str
+    writer: PostgresBulkWriter, db: Any, schema: str, mode: Mode
 ) -> None:
     numbered(db, schema)
     seen = []
@@ -135,7 +136,7 @@ def test_readers_keep_the_old_slice_until_commit(dsn: str, db: Any, schema: str)
     counts: list[int] = []
     stop = threading.Event()
 
-    def slow_frames():
+    def slow_frames() -> Iterator[pd.DataFrame]:
         yield slice_frame(1, 6)
         time.sleep(0.6)  # the DELETE has run; the transaction is still open
         yield slice_frame(6, 11)

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from _support import q, require_slow, sessions_of
 
-from resources import OutcomeUnknownError, PostgresBulkWriter, TransientWriteError
+from resources import Mode, OutcomeUnknownError, PostgresBulkWriter, TransientWriteError
 from resources.embedded_postgres import EmbeddedPostgres
 
 ROWS = 20_000
@@ -60,7 +60,7 @@ async def _state(conn: asyncpg.Connection, table: str) -> tuple[int, int, str]:
     return row["n"], row["d"], row["h"]
 
 
-async def _prefill(conn: asyncpg.Connection, table: str, mode: str) -> None:
+async def _prefill(conn: asyncpg.Connection, table: str, mode: Mode) -> None:
     """update finds every key; upsert finds every other key (so it inserts and updates)."""
     await conn.execute(f"TRUNCATE {table}")
     if mode == "update":
@@ -74,7 +74,7 @@ async def _prefill(conn: asyncpg.Connection, table: str, mode: str) -> None:
 
 
 class _Tally(Counter[str]):
-    def line(self, mode: str) -> str:
+    def line(self, mode: Mode) -> str:
         return (
             f"kill trials {mode}: {self['trials']} trials, {self['killed']} with a backend "
             f"killed, {self['retried']} retried, {self['raised']} raised, {self['lost']} rows "
@@ -83,7 +83,7 @@ class _Tally(Counter[str]):
         )
 
 
-async def _trials(dsn: str, schema: str, mode: str, count: int) -> _Tally:
+async def _trials(dsn: str, schema: str, mode: Mode, count: int) -> _Tally:
     table = f"{q(schema)}.loads"
     key = ["id"] if mode in ("update", "upsert") else None
     tally = _Tally()
@@ -156,7 +156,7 @@ async def _trials(dsn: str, schema: str, mode: str, count: int) -> _Tally:
     return tally
 
 
-def _run(dsn: str, schema: str, mode: str, count: int) -> None:
+def _run(dsn: str, schema: str, mode: Mode, count: int) -> None:
     tally = asyncio.run(_trials(dsn, schema, mode, count))
     print(tally.line(mode))
     assert tally["trials"] == count
@@ -167,14 +167,14 @@ def _run(dsn: str, schema: str, mode: str, count: int) -> None:
 
 
 @pytest.mark.parametrize("mode", ["copy", "update", "upsert"])
-def test_backend_killed_at_random_moments(mode: str, dsn: str, schema: str) -> None:
+def test_backend_killed_at_random_moments(mode: Mode, dsn: str, schema: str) -> None:
     _run(dsn, schema, mode, 20)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["copy", "update", "upsert"])
 def test_backend_killed_at_random_moments_long(
-    mode: str, dsn: str, schema: str, request: pytest.FixtureRequest
+    mode: Mode, dsn: str, schema: str, request: pytest.FixtureRequest
 ) -> None:
     require_slow(request)
     _run(dsn, schema, mode, 100)
@@ -239,7 +239,7 @@ def test_held_writer_survives_a_server_restart_between_writes(
 
 @pytest.mark.parametrize("mode", ["copy", "upsert"])
 def test_server_restart_between_chunks_is_retried_from_the_start(
-    mode: str, own_server: EmbeddedPostgres
+    mode: Mode, own_server: EmbeddedPostgres
 ) -> None:
     """The source restarts the server after its second chunk (once): the transaction is lost with
     its connection, and the replayable source is written again, whole, once the server is back."""

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from _support import KEYED, MODES, q
 
-from resources import PostgresBulkWriter, TerminalWriteError
+from resources import Mode, PostgresBulkWriter, TerminalWriteError
 
 OWNER_GRANTS = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE"
 
@@ -78,7 +78,7 @@ def test_the_loader_is_not_a_superuser(loader: Loader) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_mode_writes_as_the_loader(mode: str, loader: Loader, db: Any) -> None:
+def test_every_mode_writes_as_the_loader(mode: Mode, loader: Loader, db: Any) -> None:
     _table(db, loader.schema)
     if mode == "update":
         db.execute(f"INSERT INTO {q(loader.schema)}.t (id, name) VALUES (1, 'x'), (2, 'y')")
@@ -104,11 +104,11 @@ def test_replace_truncates_as_the_loader(loader: Loader, db: Any) -> None:
     assert db.fetchval(f"SELECT array_agg(id ORDER BY id) FROM {q(loader.schema)}.t") == [1, 2, 3]
 
 
-def _create(writer: PostgresBulkWriter, mode: str, schema: str | None) -> Any:
+def _create(writer: PostgresBulkWriter, mode: Mode, schema: str | None) -> Any:
     return writer.write("made", _frame(), schema=schema, mode=mode, key_columns=["id"], create=True)
 
 
-def _check_made(db: Any, loader: Loader, mode: str) -> None:
+def _check_made(db: Any, loader: Loader, mode: Mode) -> None:
     owner = db.fetchval(
         "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'made'",
         loader.schema,
@@ -120,7 +120,7 @@ def _check_made(db: Any, loader: Loader, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_create_without_the_create_grant_is_refused(mode: str, loader: Loader, db: Any) -> None:
+def test_create_without_the_create_grant_is_refused(mode: Mode, loader: Loader, db: Any) -> None:
     with PostgresBulkWriter(dsn=loader.dsn) as writer, pytest.raises(TerminalWriteError) as caught:
         _create(writer, mode, loader.schema)
     assert "permission denied" in str(caught.value)
@@ -130,7 +130,7 @@ def test_create_without_the_create_grant_is_refused(mode: str, loader: Loader, d
 
 @pytest.mark.parametrize("mode", MODES)
 def test_create_with_create_on_the_schema_of_the_search_path(
-    mode: str, loader: Loader, db: Any
+    mode: Mode, loader: Loader, db: Any
 ) -> None:
     """An unqualified table resolved through search_path: CREATE on the schema is enough."""
     db.execute(f"GRANT CREATE ON SCHEMA {q(loader.schema)} TO {q(loader.role)}")
@@ -141,7 +141,7 @@ def test_create_with_create_on_the_schema_of_the_search_path(
 
 
 @pytest.mark.parametrize("mode", ["copy", "upsert"])
-def test_create_with_create_on_an_explicit_schema(mode: str, loader: Loader, db: Any) -> None:
+def test_create_with_create_on_an_explicit_schema(mode: Mode, loader: Loader, db: Any) -> None:
     db.execute(f"GRANT CREATE ON SCHEMA {q(loader.schema)} TO {q(loader.role)}")
     with PostgresBulkWriter(dsn=loader.dsn) as writer:
         assert _create(writer, mode, loader.schema).created
@@ -153,7 +153,7 @@ def test_create_with_create_on_an_explicit_schema(mode: str, loader: Loader, db:
     [("copy", "INSERT"), ("insert", "INSERT"), ("update", "UPDATE"), ("upsert", "UPDATE")],
 )
 def test_a_missing_privilege_is_a_clear_terminal_error(
-    mode: str, revoked: str, loader: Loader, db: Any
+    mode: Mode, revoked: str, loader: Loader, db: Any
 ) -> None:
     _table(db, loader.schema)
     db.execute(f"INSERT INTO {q(loader.schema)}.t (id, name) VALUES (1, 'kept')")

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from _support import MODES
 
-from resources import BadValueError, PostgresBulkWriter, SchemaMismatchError
+from resources import BadValueError, Mode, PostgresBulkWriter, SchemaMismatchError
+from resources._request import Commit, OnBadRows
 
 
 def items(db: Any, schema: str, rows: int = 10) -> None:
@@ -30,7 +31,7 @@ def items(db: Any, schema: str, rows: int = 10) -> None:
         )
 
 
-def content(db: Any, schema: str, table: str = "items", order: str = "1") -> list[tuple]:
+def content(db: Any, schema: str, table: str = "items", order: str = "1") -> list[tuple[Any, ...]]:
     return [tuple(r) for r in db.fetch(f'SELECT * FROM "{schema}"."{table}" ORDER BY {order}')]
 
 
@@ -133,7 +134,7 @@ def test_upsert_of_key_only_data_inserts_missing_keys_and_keeps_existing(
 
 @pytest.mark.parametrize("mode", ["update", "upsert"])
 def test_duplicate_keys_in_a_batch_last_row_wins(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A key repeated inside one chunk: the last row wins, duplicates_resolved says how many
     rows were dropped, and the server raises nothing (no "cannot affect row a second time")."""
@@ -158,7 +159,7 @@ def test_duplicate_keys_in_a_batch_last_row_wins(
 
 @pytest.mark.parametrize("mode", ["update", "upsert"])
 def test_duplicate_keys_across_chunks_last_row_wins(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A key repeated in later chunks of the same write ends with the last row's values."""
     items(db, schema, rows=3)
@@ -174,7 +175,7 @@ def test_duplicate_keys_across_chunks_last_row_wins(
 
 @pytest.mark.parametrize("mode", ["update", "upsert"])
 def test_composite_keys_match_on_all_key_columns(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Rows are matched on every key column together; duplicates of the pair are resolved."""
     db.execute(
@@ -250,7 +251,7 @@ def test_upsert_on_a_deferrable_unique_constraint_is_a_schema_mismatch(
 
 @pytest.mark.parametrize("mode", ["update", "upsert"])
 def test_update_and_upsert_need_key_columns(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Without key_columns, or with a key that is not in the data, nothing is written."""
     items(db, schema, rows=2)
@@ -268,7 +269,7 @@ def test_update_and_upsert_need_key_columns(
 @pytest.mark.parametrize(("width", "rows"), [(40, 2_000), (1, 40_000), (300, 250)])
 @pytest.mark.parametrize("mode", ["insert", "executemany"])
 def test_wide_inserts_stay_under_the_bind_parameter_limit(
-    mode: str, width: int, rows: int, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, width: int, rows: int, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """width * rows is far above 32,767 bind parameters: the write succeeds, every value is
     stored (checked by a per-column sum)."""
@@ -294,7 +295,7 @@ CHUNK = 1_000
 FAILING_ROW = 2_345  # inside chunk 3 of 5
 
 
-def ledger(db: Any, schema: str, mode: str) -> None:
+def ledger(db: Any, schema: str, mode: Mode) -> None:
     """ledger(id PK, amount CHECK >= 0, memo); update/upsert find ids 0..4999 already there."""
     db.execute(
         f'CREATE TABLE "{schema}".ledger '
@@ -322,7 +323,7 @@ def ledger_frame(bad: str) -> pd.DataFrame:
 @pytest.mark.parametrize("bad", ["client", "server"])
 @pytest.mark.parametrize("mode", MODES)
 def test_commit_chunk_keeps_the_chunks_before_a_failing_one(
-    mode: str, bad: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, bad: str, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """commit="chunk": chunk 3 of 5 fails, chunks 1 and 2 (2,000 rows) stay committed, chunk 3
     and later are not written, and the error says how many rows were committed."""
@@ -349,7 +350,7 @@ def test_commit_chunk_keeps_the_chunks_before_a_failing_one(
 @pytest.mark.parametrize("bad", ["client", "server"])
 @pytest.mark.parametrize("mode", MODES)
 def test_commit_write_keeps_nothing_when_a_chunk_fails(
-    mode: str, bad: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, bad: str, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Default commit="write": chunk 3 of 5 fails and not one row of chunks 1 and 2 stays."""
     ledger(db, schema, mode)
@@ -370,7 +371,7 @@ def test_commit_write_keeps_nothing_when_a_chunk_fails(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_commit_chunk_writes_everything_when_nothing_fails(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """commit="chunk" with good data stores every row and counts every chunk."""
     ledger(db, schema, mode)
@@ -399,7 +400,7 @@ def test_commit_chunk_writes_everything_when_nothing_fails(
 @pytest.mark.parametrize("commit", ["write", "chunk"])
 @pytest.mark.parametrize("mode", MODES)
 def test_write_result_reports_the_write(
-    mode: str, commit: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, commit: Commit, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """rows, rows_affected, chunks, seconds, rows_per_second, mode, table ("schema.name"),
     columns, created and attempts describe what happened."""
@@ -445,7 +446,7 @@ def test_write_result_names_the_resolved_schema_for_an_unqualified_table(
 
 @pytest.mark.parametrize("mode", ["update", "upsert"])
 def test_staged_write_names_the_row_the_server_refused(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """The whole write is applied in one statement; when the server refuses a row, the row
     is found among those applied (a bad row overridden by a later one for its key is not)."""
@@ -497,7 +498,7 @@ def test_replace_of_a_whole_table_loads_rows_frozen(
 
 @pytest.mark.parametrize("on_bad_rows", ["fail", "quarantine"])
 def test_replace_where_freeze_is_not_allowed_still_replaces(
-    on_bad_rows: str, writer: PostgresBulkWriter, db: Any, schema: str
+    on_bad_rows: OnBadRows, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """PostgreSQL refuses COPY FREEZE on a partitioned table, and quarantine sends its chunks
     in savepoints, where the TRUNCATE is not in the current subtransaction."""
@@ -522,26 +523,33 @@ def test_replace_where_freeze_is_not_allowed_still_replaces(
 @pytest.mark.parametrize("commit", ["write", "chunk"])
 @pytest.mark.parametrize("mode", ["copy", "executemany", "insert", "upsert"])
 def test_explicit_ids_move_the_sequence_past_the_highest_and_never_back(
-    mode: str, commit: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, commit: Commit, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     db.execute(f'CREATE TABLE "{schema}".users (id bigserial PRIMARY KEY, name text, email text)')
     db.execute(
         f'CREATE TABLE "{schema}".ident (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, '
         "name text, email text)"
     )
-    keys = {"key_columns": ["id"]} if mode == "upsert" else {}
+    key_columns = ["id"] if mode == "upsert" else None
     for table in ("users", "ident"):
 
         def write(ids: list[int], table: str = table) -> None:
             frame = pd.DataFrame({"id": ids, "name": "n", "email": [f"{i}@x" for i in ids]})
             writer.write(
-                table, frame, schema=schema, mode=mode, commit=commit, chunk_size=2, **keys
+                table,
+                frame,
+                schema=schema,
+                mode=mode,
+                commit=commit,
+                chunk_size=2,
+                key_columns=key_columns,
             )
 
         def next_id(table: str = table) -> int:
-            return db.fetchval(
+            value: int = db.fetchval(
                 f'INSERT INTO "{schema}"."{table}" (name) VALUES (\'default\') RETURNING id'
             )
+            return value
 
         write([5, 300, 42])
         assert next_id() == 301

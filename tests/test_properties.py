@@ -14,7 +14,7 @@ import math
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pytest
@@ -22,7 +22,7 @@ from _support import KEYED, MODES, q, require_slow
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resources import PostgresBulkWriter
+from resources import Mode, PostgresBulkWriter
 
 UTC = dt.UTC
 ZONES = [zoneinfo.ZoneInfo(z) for z in ("America/New_York", "Europe/London", "Australia/Lord_Howe")]
@@ -34,7 +34,9 @@ DST_EDGES = [
     dt.datetime(2024, 10, 27, 1, 0, tzinfo=UTC),
     dt.datetime(2024, 4, 6, 15, 0, tzinfo=UTC),  # Lord Howe: a 30-minute shift
 ]
-TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
+# Lone surrogates cannot be encoded as UTF-8, so no text column can hold them.
+SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+TEXT = st.text(st.characters(exclude_categories=SURROGATES, exclude_characters="\x00"), max_size=40)
 JSON = st.recursive(
     st.none()
     | st.booleans()
@@ -133,7 +135,7 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def _run_examples(dsn: str, db: Any, schema: str, kind: Kind, mode: str, examples: int) -> None:
+def _run_examples(dsn: str, db: Any, schema: str, kind: Kind, mode: Mode, examples: int) -> None:
     table = f"{q(schema)}.p"
     db.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v {kind.sql})")
     with PostgresBulkWriter(dsn=dsn) as writer:
@@ -175,14 +177,14 @@ CASES = [(name, mode) for name in KINDS for mode in MODES]
 
 
 @pytest.mark.parametrize(("name", "mode"), CASES)
-def test_random_values_round_trip(name: str, mode: str, dsn: str, db: Any, schema: str) -> None:
+def test_random_values_round_trip(name: str, mode: Mode, dsn: str, db: Any, schema: str) -> None:
     _run_examples(dsn, db, schema, KINDS[name], mode, examples=6)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "mode"), CASES)
 def test_random_values_round_trip_long(
-    name: str, mode: str, dsn: str, db: Any, schema: str, request: pytest.FixtureRequest
+    name: str, mode: Mode, dsn: str, db: Any, schema: str, request: pytest.FixtureRequest
 ) -> None:
     require_slow(request)
     _run_examples(dsn, db, schema, KINDS[name], mode, examples=2_000)

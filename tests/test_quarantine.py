@@ -5,12 +5,13 @@ column and row, all in the write's one transaction."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from resources import KeyRange, PostgresBulkWriter
+from resources import KeyRange, Mode, PostgresBulkWriter
 
 MODES = ["copy", "executemany", "insert", "upsert"]
 
@@ -57,7 +58,7 @@ def frame_with_bad_rows(rows: int = 300) -> tuple[pd.DataFrame, dict[int, str]]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_good_rows_load_and_bad_rows_are_set_aside(
-    writer: PostgresBulkWriter, db: Any, schema: str, mode: str
+    writer: PostgresBulkWriter, db: Any, schema: str, mode: Mode
 ) -> None:
     accounts(db, schema)
     frame, bad = frame_with_bad_rows()
@@ -106,7 +107,7 @@ def test_rejects_roll_back_with_a_write_that_fails(
     accounts(db, schema)
     frame, _ = frame_with_bad_rows(120)
 
-    def chunks():
+    def chunks() -> Iterator[pd.DataFrame]:
         yield frame.iloc[:110]
         raise RuntimeError("source gone")
 
@@ -163,7 +164,7 @@ def test_on_bad_rows_is_validated(writer: PostgresBulkWriter) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_rows_a_trigger_refuses_are_set_aside(
-    writer: PostgresBulkWriter, db: Any, schema: str, mode: str
+    writer: PostgresBulkWriter, db: Any, schema: str, mode: Mode
 ) -> None:
     """A trigger's RAISE EXCEPTION (SQLSTATE P0001) refuses one row: that row is quarantined
     like a constraint's refusal, not the whole write failed."""

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 import pandas as pd
 import pytest
-from dagster import DagsterEventType, DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult, materialize
 
-from bulk_assets import ChunkPartitions, Fetcher, build_asset, dataset
+from bulk_assets import ChunkPartitions, Fetcher, Partition, build_asset, dataset
 from resources import PostgresBulkWriter
 
 CHUNKS, ROWS = 5, 200
@@ -30,7 +30,7 @@ class Plan:
     dsn = ""
 
 
-def chunks(part) -> Any:
+def chunks(part: Partition) -> Any:
     fail, kill = Plan.fail_after, Plan.kill_after
     Plan.fail_after = Plan.kill_after = None  # only the first attempt fails
     for k in range(CHUNKS):
@@ -80,7 +80,7 @@ def resources(search_path_dsn: str) -> dict[str, Any]:
     return {"writer": writer, "fetcher": Fetcher()}
 
 
-def run(resources: dict[str, Any], instance: DagsterInstance):
+def run(resources: dict[str, Any], instance: DagsterInstance) -> ExecuteInProcessResult:
     return materialize(
         [build_asset(items)],
         resources=resources,
@@ -91,14 +91,15 @@ def run(resources: dict[str, Any], instance: DagsterInstance):
 
 
 def content(db: Any, schema: str) -> str:
-    return db.fetchval(
+    digest: str = db.fetchval(
         f"SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM \"{schema}\".items t"
     )
+    return digest
 
 
 @pytest.mark.parametrize("k", range(CHUNKS + 1))
 def test_run_failing_after_chunk_k_then_rerun_equals_a_clean_run(
-    resources, db, schema, k: int
+    resources: dict[str, Any], db: Any, schema: str, k: int
 ) -> None:
     instance = DagsterInstance.ephemeral()
     Plan.version = "v2"
@@ -117,7 +118,9 @@ def test_run_failing_after_chunk_k_then_rerun_equals_a_clean_run(
     assert again.success and content(db, schema) == clean_v2
 
 
-def test_killed_backend_is_retried_by_the_step(resources, db, schema) -> None:
+def test_killed_backend_is_retried_by_the_step(
+    resources: dict[str, Any], db: Any, schema: str
+) -> None:
     instance = DagsterInstance.ephemeral()
     Plan.version = "v1"
     assert run(resources, instance).success

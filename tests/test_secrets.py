@@ -121,7 +121,7 @@ def test_dagster_run_with_env_var_dsn_never_records_the_password(
     )
     assert not result.success
     logs = instance.all_logs(result.run_id)
-    failure = [e for e in logs if e.is_dagster_event and e.dagster_event.is_step_failure]
+    failure = [e for e in logs if e.dagster_event is not None and e.dagster_event.is_step_failure]
     assert failure, "the step failure is in the event log"
     text = "\n".join(str(e) for e in logs)
     assert ("BadValueError" if case == "copy-error" else "***") in text

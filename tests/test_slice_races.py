@@ -73,16 +73,17 @@ def replace_rounds(dsn: str, db: Any, schema: str, *, keyed: bool, rounds: int) 
     db.execute(f"CREATE TABLE {q(schema)}.t (id bigint{key}, label text NOT NULL)")
     app = f"slice-{schema}"
     for r in range(rounds):
-        outcomes = race(
-            3,
-            lambda i, r=r: PostgresBulkWriter(dsn=dsn, application_name=app).write(
+
+        def work(i: int, r: int = r) -> WriteResult:
+            return PostgresBulkWriter(dsn=dsn, application_name=app).write(
                 "t",
                 slow_source(f"r{r}w{i}"),
                 schema=schema,
                 replace=SLICE,
                 chunk_size=5_000,
-            ),
-        )
+            )
+
+        outcomes = race(3, work)
         assert all(isinstance(o, WriteResult) for o in outcomes), outcomes
         # One copy of the slice, all of it from one writer: the last to take its turn.
         assert slice_counts(db, schema) == (20_000, 20_000, 1), f"round {r}"

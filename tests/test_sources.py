@@ -7,7 +7,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -108,11 +108,16 @@ def test_cancelling_stops_pulling_from_the_source() -> None:
 
     async def run() -> None:
         frames = iter_frames(endless(), columns=["a", "b"], chunk_size=10**9, table="t")
-        task = asyncio.create_task(anext(frames))
+
+        async def pull() -> pd.DataFrame:
+            return await anext(frames)
+
+        task = asyncio.create_task(pull())
         await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
+        assert isinstance(frames, AsyncGenerator)
         await frames.aclose()
 
     asyncio.run(run())

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from _support import KEYED, MODES
 
-from resources import PostgresBulkWriter, SchemaMismatchError, TerminalWriteError
+from resources import Mode, PostgresBulkWriter, SchemaMismatchError, TerminalWriteError
 
 CHUNK_ROWS = 5_000
 
@@ -167,7 +167,7 @@ def test_every_source_shape_loads_every_row(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tuple_rows_in_every_mode(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """A generator of tuples with columns= works in every mode, keys included."""
     events(db, schema)
@@ -230,7 +230,7 @@ async def breaking_async_frames() -> AsyncIterator[pd.DataFrame]:
 @pytest.mark.parametrize("source", ["generator", "async-generator", "factory"])
 @pytest.mark.parametrize("mode", MODES)
 def test_source_failing_mid_stream_propagates_and_writes_nothing(
-    mode: str, source: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, source: str, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """The source's own exception, message intact, reaches the caller after 3 chunks were
     sent, and the table is as it was."""
@@ -263,7 +263,7 @@ def test_source_failing_mid_stream_propagates_and_writes_nothing(
 
 @pytest.mark.parametrize("mode", ["copy", "upsert"])
 def test_source_failing_late_during_one_long_copy_raises_its_own_exception(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Large chunks stream through one COPY that reads the source as it goes; a failure a
     moment after the third chunk surfaces inside that COPY. The caller still gets the very
@@ -310,7 +310,7 @@ def test_source_failing_mid_stream_with_commit_chunk_keeps_the_chunks_before(
 )
 @pytest.mark.parametrize("mode", MODES)
 def test_empty_source_writes_nothing(
-    mode: str, empty: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, empty: str, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """No rows: rows=0, chunks=0, and the table keeps its rows."""
     events(db, schema)
@@ -333,7 +333,7 @@ def test_empty_source_writes_nothing(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_empty_typed_frame_with_create_makes_the_table(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """An empty frame still has dtypes: with create=True the table is made from them, empty."""
     frame = pd.DataFrame(
@@ -400,7 +400,11 @@ def test_unusable_shapes_are_refused_and_write_nothing(
     ],
 )
 def test_chunks_whose_columns_change_are_refused(
-    later: Callable[[pd.DataFrame], pd.DataFrame], named: str, writer, db, schema: str
+    later: Callable[[pd.DataFrame], pd.DataFrame],
+    named: str,
+    writer: PostgresBulkWriter,
+    db: Any,
+    schema: str,
 ) -> None:
     """Later chunks must carry the first chunk's columns: nothing is dropped or NULLed
     silently, and nothing is written."""
@@ -412,7 +416,9 @@ def test_chunks_whose_columns_change_are_refused(
     assert totals(db, schema) == (0, 0)
 
 
-def test_chunks_may_order_their_columns_differently(writer, db, schema: str) -> None:
+def test_chunks_may_order_their_columns_differently(
+    writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
     events(db, schema)
     first, second = event_frames(2)
     writer.write("events", [first, second[["label", "id", "value"]]], schema=schema)

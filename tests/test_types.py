@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from _support import MODES
 
-from resources import PostgresBulkWriter
+from resources import Mode, PostgresBulkWriter
 
 ROWS = 100_000
 SEED = 20_240_501
@@ -58,7 +58,7 @@ class Column:
 
 
 def _json_equal(got: Any, expected: Any) -> bool:
-    return json.loads(got) == expected
+    return bool(json.loads(got) == expected)
 
 
 def _nulls(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -89,7 +89,7 @@ def contract_columns(n: int, seed: int = SEED) -> list[Column]:
     cols: list[Column] = [Column("id", "bigint PRIMARY KEY", "0", ids, ids.tolist())]
 
     # numpy dtypes, each over its whole range (the extremes included).
-    for name, dtype, sql in [
+    numpy_ints: list[tuple[str, type[np.integer[Any]], str]] = [
         ("np_i8", np.int8, "smallint"),
         ("np_i16", np.int16, "smallint"),
         ("np_i32", np.int32, "integer"),
@@ -98,7 +98,8 @@ def contract_columns(n: int, seed: int = SEED) -> list[Column]:
         ("np_u16", np.uint16, "integer"),
         ("np_u32", np.uint32, "bigint"),
         ("np_u64", np.uint64, "numeric(20, 0)"),
-    ]:
+    ]
+    for name, dtype, sql in numpy_ints:
         info = np.iinfo(dtype)
         arr = rng.integers(info.min, info.max, size=n, dtype=dtype, endpoint=True)
         arr[:2] = [info.min, info.max]
@@ -171,7 +172,7 @@ def contract_columns(n: int, seed: int = SEED) -> list[Column]:
     )
 
     # pandas nullable dtypes.
-    for name, dtype, sql, low, high in [
+    for name, nullable, sql, low, high in [
         ("nl_i8", "Int8", "smallint", -128, 127),
         ("nl_i16", "Int16", "smallint", -(2**15), 2**15 - 1),
         ("nl_i32", "Int32", "integer", -(2**31), 2**31 - 1),
@@ -181,7 +182,7 @@ def contract_columns(n: int, seed: int = SEED) -> list[Column]:
         values = rng.integers(low, high, size=n, endpoint=True).tolist()
         values[:2] = [low, high]
         null[:2] = False
-        series = pd.array(_masked(values, null), dtype=dtype)
+        series = pd.array(_masked(values, null), dtype=nullable)
         cols.append(Column(name, sql, "1", series, _masked(values, null)))
     null = _nulls(rng, n)
     values = (rng.random(n) < 0.5).tolist()
@@ -431,7 +432,7 @@ def test_contract_frame_has_the_promised_dtypes_and_nulls(contract: list[Column]
 
 @pytest.mark.parametrize("mode", MODES)
 def test_contract_round_trips_in_every_mode(
-    mode: str, contract: list[Column], writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, contract: list[Column], writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Every contract value, 100k rows, arrives as the expected Python value in each mode."""
     create_contract_table(db, schema, "contract", contract)
@@ -476,7 +477,7 @@ NULL_TARGETS = {
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("null", [None, np.nan, pd.NA, pd.NaT], ids=["None", "NaN", "pd.NA", "NaT"])
 def test_every_null_marker_becomes_null_in_every_column_type(
-    mode: str, null: Any, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, null: Any, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Each null spelling, in an object column of each contract type, is stored as NULL (and
     overwrites a non-NULL value in update and upsert)."""
@@ -516,7 +517,7 @@ def users_frame(start: int, stop: int, *, prefix: str = "User") -> pd.DataFrame:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_users_pattern_id_takes_its_default(
-    mode: str, search_path_dsn: str, db: Any, schema: str
+    mode: Mode, search_path_dsn: str, db: Any, schema: str
 ) -> None:
     """(name, email) rows go into users(id bigserial, ...) in every mode: ids come from the
     sequence, names and emails arrive as given, an unqualified name resolves via search_path."""
@@ -641,7 +642,7 @@ def primary_key(db: Any, schema: str, table: str) -> list[str]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_create_makes_the_table_from_dtypes_with_the_key_as_primary_key(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """create=True makes a missing table with a column type per dtype and key_columns as its
     primary key; the appending modes and upsert then store the rows exactly."""
@@ -700,7 +701,7 @@ def test_create_gives_unsigned_dtypes_a_column_that_holds_their_range(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_json_text_with_escaped_backslashes_round_trips(
-    mode: str, writer: PostgresBulkWriter, db: Any, schema: str
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
 ) -> None:
     """Strings holding a literal backslash (even one followed by "u0000", as in a Windows
     path) are valid JSON and are stored as given; only a real U+0000 is refused."""
