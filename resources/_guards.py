@@ -32,12 +32,18 @@ _WATCH_INTERVAL = 0.25
 
 
 @contextlib.asynccontextmanager
-async def transaction(conn: asyncpg.Connection, request: WriteRequest) -> AsyncIterator[None]:
-    """BEGIN; COMMIT when the block succeeds, roll back (or close the connection) when not."""
+async def transaction(conn: asyncpg.Connection, request: Target) -> AsyncIterator[None]:
+    """BEGIN; COMMIT when the block succeeds, roll back (or close the connection) when not.
+    Behind a transaction pooler, the writer's limits are set for this transaction alone."""
     transaction = conn.transaction()
     async with round_trip(conn, request, "BEGIN"):
         await transaction.start()
     try:
+        if request.set_local:
+            # One round trip for all of them, and inside the try: a setting the server
+            # refuses rolls the transaction back like any other error.
+            async with round_trip(conn, request, "SET LOCAL"):
+                await conn.execute(request.set_local)
         yield
     except BaseException as exc:
         await abandon(conn, transaction, exc)
@@ -188,13 +194,13 @@ def state_known(error: BaseException) -> bool:
     return isinstance(error, Exception)
 
 
-async def commit_transaction(
-    conn: asyncpg.Connection, transaction: Any, request: WriteRequest
-) -> None:
+async def commit_transaction(conn: asyncpg.Connection, transaction: Any, request: Target) -> None:
     try:
         async with round_trip(conn, request, "COMMIT"):
             await transaction.commit()
     except TransientWriteError as exc:
+        if not isinstance(request, WriteRequest):
+            raise  # one statement: not retried, and reported like a lost autocommit
         if request.write_mode.rerun_safe or request.replace is not False:
             raise  # running it again converges on the same rows
         raise OutcomeUnknownError(

@@ -27,6 +27,12 @@ class Target(Protocol):
     @property
     def round_trip_timeout(self) -> float | None: ...
 
+    @property
+    def set_local(self) -> str:
+        """SQL that applies the writer's limits right after BEGIN; empty when the connection
+        got them at startup (see :class:`~resources._limits.SessionLimits`)."""
+        ...
+
 
 class WriteOptions(TypedDict, total=False):
     """The keyword-only options of ``write`` and ``awrite``, after the table and the data.
@@ -85,6 +91,7 @@ class WriteRequest:
     round_trip_timeout: float | None
     on_bad_rows: OnBadRows = "fail"
     rejects_table: str | None = None
+    set_local: str = ""
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything connects."""
@@ -134,6 +141,7 @@ class WriteRequest:
         chunk_size: int,
         retries: int,
         round_trip_timeout: float | None,
+        set_local: str = "",
     ) -> WriteRequest:
         """The request for ``write(table, data, **options)``; the other arguments are the
         writer's settings that the options may override."""
@@ -159,6 +167,7 @@ class WriteRequest:
             round_trip_timeout=round_trip_timeout,
             on_bad_rows=options.get("on_bad_rows", "fail"),
             rejects_table=options.get("rejects_table"),
+            set_local=set_local,
         )
 
     @property

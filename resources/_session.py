@@ -87,6 +87,7 @@ class Session:
         max_size: int,
         connect_timeout: float,
         server_settings: Mapping[str, str],
+        statement_cache_size: int,
     ) -> Session:
         session = cls()
         session._settings = {
@@ -94,6 +95,7 @@ class Session:
             "max_size": max_size,
             "connect_timeout": connect_timeout,
             "server_settings": server_settings,
+            "statement_cache_size": statement_cache_size,
         }
         try:
             session.pool = session.run(
@@ -102,6 +104,7 @@ class Session:
                     max_size=max_size,
                     connect_timeout=connect_timeout,
                     server_settings=dict(server_settings),
+                    statement_cache_size=statement_cache_size,
                 )
             )
         except BaseException:
@@ -186,7 +189,12 @@ def bridge(items: AsyncIterable[Any], home: asyncio.AbstractEventLoop) -> AsyncI
 
 
 async def _create_pool(
-    dsn: str, *, max_size: int, connect_timeout: float, server_settings: dict[str, str]
+    dsn: str,
+    *,
+    max_size: int,
+    connect_timeout: float,
+    server_settings: dict[str, str],
+    statement_cache_size: int,
 ) -> asyncpg.Pool:
     try:
         secrets = dsn_secrets(dsn)
@@ -202,6 +210,9 @@ async def _create_pool(
             max_size=max_size,
             timeout=connect_timeout,
             server_settings=server_settings,
+            # 0 behind a transaction pooler: asyncpg then sends each statement's Parse with its
+            # Bind and Execute, so none is left on a server connection another client gets.
+            statement_cache_size=statement_cache_size,
             # Connections idle this long are closed: after a server restart no stale one
             # lingers for long.
             max_inactive_connection_lifetime=60.0,

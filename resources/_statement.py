@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from ._guards import connection, round_trip
+import asyncpg
+
+from ._guards import connection, round_trip, transaction
+from .errors import TerminalWriteError
 
 if TYPE_CHECKING:
-    import asyncpg
     from asyncpg.pool import Pool
 
 T = TypeVar("T")
@@ -22,15 +24,28 @@ class Statement:
     #: How errors name what failed: the statement's first words, never its arguments.
     display: str
     round_trip_timeout: float | None
+    set_local: str = ""
 
     @classmethod
-    def of(cls, sql: str, round_trip_timeout: float | None) -> Statement:
+    def of(cls, sql: str, round_trip_timeout: float | None, set_local: str = "") -> Statement:
         words = " ".join(sql.split()[:4])
-        return cls(f"the statement {words!r}", round_trip_timeout)
+        return cls(f"the statement {words!r}", round_trip_timeout, set_local)
 
 
 async def run_statement(
     pool: Pool, statement: Statement, work: Callable[[asyncpg.Connection], Awaitable[T]]
 ) -> T:
-    async with connection(pool, statement) as conn, round_trip(conn, statement, "statement"):
-        return await work(conn)
+    """Run ``work``; behind a transaction pooler, in a transaction of its own that carries the
+    writer's limits. A command that refuses a transaction block (VACUUM, CREATE INDEX
+    CONCURRENTLY) then runs on its own, under the server's limits."""
+    async with connection(pool, statement) as conn:
+        if statement.set_local:
+            try:
+                async with transaction(conn, statement), round_trip(conn, statement, "statement"):
+                    return await work(conn)
+            except TerminalWriteError as exc:
+                # SQLSTATE 25001: refused before it did anything, so running it again is safe.
+                if not isinstance(exc.__cause__, asyncpg.ActiveSQLTransactionError):
+                    raise
+        async with round_trip(conn, statement, "statement"):
+            return await work(conn)

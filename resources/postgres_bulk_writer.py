@@ -14,6 +14,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ._engine import execute_write
+from ._limits import Pooler, SessionLimits
 from ._progress import Log
 from ._request import WriteOptions, WriteRequest
 from ._retry import backoff
@@ -113,6 +114,16 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
     application_name: str = Field(
         default="bulk-assets", description="Shown in pg_stat_activity for our sessions."
     )
+    pooler: Pooler = Field(
+        default="none",
+        description=(
+            "What sits between the writer and PostgreSQL. 'none': a direct connection; the "
+            "limits above are set once per connection, at connect. 'transaction': PgBouncer "
+            "(needed for pool_mode=transaction, and works in every pool mode); only "
+            "application_name is sent at connect, each transaction sets the limits with SET "
+            "LOCAL, and asyncpg's statement cache is off. See docs/pgbouncer.md."
+        ),
+    )
     embedded_data_dir: str | None = Field(
         default=None,
         description=(
@@ -164,21 +175,15 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
             return EmbeddedPostgres(Path(self.embedded_data_dir)).ensure_running()
         return EmbeddedPostgres.default().ensure_running()
 
-    def _server_settings(self) -> dict[str, str]:
-        def ms(seconds: float) -> str:
-            return str(int(seconds * 1000))
-
-        return {
-            "application_name": self.application_name,
-            "statement_timeout": ms(self.statement_timeout),
-            "lock_timeout": ms(self.lock_timeout),
-            "idle_in_transaction_session_timeout": ms(self.idle_in_transaction_timeout),
-            **(
-                {"client_connection_check_interval": ms(self.client_connection_check_interval)}
-                if self.client_connection_check_interval
-                else {}
-            ),
-        }
+    def _limits(self) -> SessionLimits:
+        return SessionLimits(
+            pooler=self.pooler,
+            application_name=self.application_name,
+            statement_timeout=self.statement_timeout,
+            lock_timeout=self.lock_timeout,
+            idle_in_transaction_timeout=self.idle_in_transaction_timeout,
+            client_connection_check_interval=self.client_connection_check_interval,
+        )
 
     def _acquire_session(self) -> Session:
         with self._session_lock:
@@ -190,6 +195,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
     def _connect(self) -> Session:
         """Open the pool, retrying a server that is restarting or momentarily full."""
         dsn = self.resolve_dsn()
+        limits = self._limits()
         attempt = 0
         while True:
             try:
@@ -197,7 +203,8 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
                     dsn,
                     max_size=self.pool_size,
                     connect_timeout=self.connect_timeout,
-                    server_settings=self._server_settings(),
+                    server_settings=limits.startup_settings(),
+                    statement_cache_size=limits.statement_cache_size(),
                 )
             except TransientWriteError as exc:
                 if attempt >= self.retries:
@@ -293,7 +300,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
         return self._call(sql, rows)
 
     def _call(self, sql: str, work: Callable[[Any], Awaitable[T]]) -> T:
-        statement = Statement.of(sql, self._timeout())
+        statement = Statement.of(sql, self._timeout(), self._limits().per_transaction())
         session = self._acquire_session()
         try:
             return session.run(run_statement(self._pool(session), statement, work))
@@ -311,6 +318,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
             chunk_size=self.chunk_size,
             retries=self.retries,
             round_trip_timeout=self._timeout(),
+            set_local=self._limits().per_transaction(),
         )
 
     @staticmethod
