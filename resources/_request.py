@@ -18,11 +18,15 @@ Commit = Literal["write", "chunk"]
 OnBadRows = Literal["fail", "quarantine"]
 
 
-class Target(Protocol):
-    """What a round trip works for: named in its errors, limited in time."""
+class Named(Protocol):
+    """What errors name: the table, or a statement."""
 
     @property
     def display(self) -> str: ...
+
+
+class Target(Named, Protocol):
+    """What a round trip works for: named in its errors, limited in time."""
 
     @property
     def round_trip_timeout(self) -> float | None: ...

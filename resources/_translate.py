@@ -10,7 +10,7 @@ import asyncpg
 
 from ._append_writers import InsertWriter
 from ._mode_writer import ModeWriter
-from ._request import Target
+from ._request import Named
 from ._retry import is_data_error, is_transient
 from .errors import (
     BadValueError,
@@ -36,7 +36,7 @@ _INSERT_ARGUMENT = re.compile(r"query argument \$(\d+):")
 
 def translate(
     exc: BaseException,
-    request: Target,
+    request: Named,
     chunk: Chunk | None,
     writer: ModeWriter | None,
 ) -> BulkWriteError:

@@ -27,7 +27,8 @@ import pandas as pd
 import pytest
 from _support import KEYED, MODES, q
 
-from resources import KeyRange, PostgresBulkWriter, TerminalWriteError, WriteTimeoutError
+from resources import KeyRange, Mode, PostgresBulkWriter, TerminalWriteError, WriteTimeoutError
+from resources._request import Commit
 
 # Fewer server connections than the concurrent test has writers, so that they must share.
 POOL_SIZE = 2
@@ -201,7 +202,7 @@ def written(db: Any, schema: str) -> tuple[int, int]:
 @pytest.mark.parametrize("commit", ["write", "chunk"])
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_writes_through_pgbouncer(
-    pooled: PostgresBulkWriter, db: Any, schema: str, mode: str, commit: str
+    pooled: PostgresBulkWriter, db: Any, schema: str, mode: Mode, commit: Commit
 ) -> None:
     """Update finds all ROWS in place, upsert updates half and inserts half, the appending
     modes insert them all; in several chunks, one transaction or one per chunk."""
@@ -226,7 +227,7 @@ def test_every_mode_writes_through_pgbouncer(
 
 @pytest.mark.parametrize("mode", [name for name in MODES if name not in KEYED])
 def test_replace_true_and_key_range_through_pgbouncer(
-    pooled: PostgresBulkWriter, db: Any, schema: str, mode: str
+    pooled: PostgresBulkWriter, db: Any, schema: str, mode: Mode
 ) -> None:
     items(db, schema, range(1, 51))
 
@@ -250,7 +251,7 @@ def test_replace_true_and_key_range_through_pgbouncer(
 
 @pytest.mark.parametrize("mode", ["copy", "upsert"])
 def test_quarantine_through_pgbouncer(
-    pooled: PostgresBulkWriter, db: Any, schema: str, mode: str
+    pooled: PostgresBulkWriter, db: Any, schema: str, mode: Mode
 ) -> None:
     """Bad rows are found under savepoints and set aside; the good ones load."""
     db.execute(
@@ -309,7 +310,8 @@ def test_concurrent_writers_share_the_server_connections(
                 start.wait()
                 for part in range(5):
                     low = n * 10_000 + part * 200 + 1
-                    mode = ("copy", "executemany", "insert", "upsert")[part % 4]
+                    modes: tuple[Mode, ...] = ("copy", "executemany", "insert", "upsert")
+                    mode = modes[part % 4]
                     w.write(
                         "items",
                         frame(range(low, low + 200)),
