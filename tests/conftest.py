@@ -30,6 +30,16 @@ def dsn() -> str:
     return EmbeddedPostgres(Path(data_dir)).ensure_running()
 
 
+@pytest.fixture(scope="session")
+def tcp_dsn(dsn: str) -> str:
+    """The same server over TCP, for clients that cannot use its Unix socket (a PgBouncer
+    running as another OS user): the embedded server's TCP form carries its password."""
+    if os.environ.get("DATABASE_URL"):
+        return dsn
+    data_dir = os.environ.get("BULK_ASSETS_PGDATA") or str(REPO / ".pytest_pgdata")
+    return EmbeddedPostgres(Path(data_dir)).dsn(tcp=True)
+
+
 class Db:
     """Synchronous SQL helpers for assertions, one short connection per call."""
 

@@ -126,7 +126,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @pytest.fixture(scope="module")
-def bouncer(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bouncer]:
+def bouncer(tcp_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bouncer]:
     """A PgBouncer in transaction pooling mode in front of the test database, for this
     module."""
     binary = pgbouncer_binary()
@@ -137,7 +137,7 @@ def bouncer(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boun
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
     for _attempt in range(3):  # another process may take the free port before PgBouncer
         port = free_port()
-        config, through = ini(dsn, run_dir, port, binary)
+        config, through = ini(tcp_dsn, run_dir, port, binary)
         (run_dir / "pgbouncer.ini").write_text(config)
         with log.open("ab") as sink:
             process = subprocess.Popen(
