@@ -156,13 +156,14 @@ class WriteRequest:
         if isinstance(key_columns, str):
             key_columns = [key_columns]
         columns = options.get("columns")
+        chunk = options.get("chunk_size")
         return cls(
             table=table,
             data=data,
             mode=options.get("mode", "copy"),
             key_columns=tuple(key_columns),
             columns=tuple(columns) if columns is not None else None,
-            chunk_size=options.get("chunk_size") or chunk_size,
+            chunk_size=chunk_size if chunk is None else chunk,
             schema=options.get("schema"),
             create=options.get("create", False),
             commit=options.get("commit", "write"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -134,11 +135,19 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
 
     _session: Session | None = PrivateAttr(default=None)
     _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _lock_pid: int = PrivateAttr(default_factory=os.getpid)
     _in_use: int = PrivateAttr(default=0)
     _held: bool = PrivateAttr(default=False)
     _log: Log | None = PrivateAttr(default=None)
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def _lock(self) -> threading.Lock:
+        """The lock guarding the session. A child of fork() gets a new one: a parent thread
+        that held it at the fork is not there to release it."""
+        if self._lock_pid != os.getpid():
+            self._session_lock, self._lock_pid = threading.Lock(), os.getpid()
+        return self._session_lock
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._log = context.log
@@ -156,7 +165,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
 
     def close(self) -> None:
         """Close the pool and its loop; the next write opens new ones."""
-        with self._session_lock:
+        with self._lock():
             self._held = False
             session, self._session = self._session, None
         if session is not None:
@@ -186,7 +195,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
         )
 
     def _acquire_session(self) -> Session:
-        with self._session_lock:
+        with self._lock():
             if self._session is None:
                 self._session = self._connect()
             self._in_use += 1
@@ -220,7 +229,7 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
 
     def _release_session(self) -> None:
         """Outside a Dagster run or ``with`` block, the last call in flight closes the pool."""
-        with self._session_lock:
+        with self._lock():
             self._in_use -= 1
             if self._held or self._in_use > 0:
                 return

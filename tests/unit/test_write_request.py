@@ -48,6 +48,7 @@ def test_options_are_taken(options: WriteOptions, field: str, value: Any) -> Non
         ({"mode": "copyy"}, ValueError, "mode must be one of"),
         ({"commit": "row"}, ValueError, "commit must be 'write' or 'chunk'"),
         ({"chunk_size": -5}, ValueError, "chunk_size must be at least 1"),
+        ({"chunk_size": 0}, ValueError, "chunk_size must be at least 1"),
         ({"mode": "update"}, SchemaMismatchError, "needs key_columns"),
         ({"mode": "upsert", "key_columns": []}, SchemaMismatchError, "needs key_columns"),
         ({"replace": True, "commit": "chunk"}, ValueError, "needs commit='write'"),
