@@ -3,12 +3,13 @@ per partition, plus what the table holds afterwards."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from resources import BulkWriteError, KeyRange, Log, PostgresBulkWriter, WriteResult, qualified
+from resources._locks import CREATE
+from resources._locks import key as lock_key
 
 from .partitions import partition_for_key
 from .sources import rows_for
@@ -76,13 +77,14 @@ def load_dataset(
 def run_ddl(writer: PostgresBulkWriter, spec: DatasetSpec) -> None:
     """Run the dataset's DDL. Concurrent partitions would race on CREATE TABLE IF NOT EXISTS
     (PostgreSQL can raise a unique violation on pg_type when two create one table at once),
-    so the DDL runs under a transaction-scoped advisory lock per table."""
+    so the DDL runs under the advisory lock the writer takes to create a table: first loads
+    and DDL of one table take turns."""
     assert spec.ddl is not None
-    lock_id = zlib.crc32(f"bulk_assets:{spec.display}".encode()) - 2**31
+    space, lock_id = CREATE, lock_key(spec.schema_name, spec.table)
     # Without bound arguments the string runs as one simple query, in one implicit
     # transaction: the advisory lock is held until the DDL commits.
     try:
-        writer.execute(f"SELECT pg_advisory_xact_lock({int(lock_id)});\n{spec.ddl}")
+        writer.execute(f"SELECT pg_advisory_xact_lock({space}, {lock_id});\n{spec.ddl}")
     except BulkWriteError as exc:
         exc.args = (f"dataset {spec.name}: the DDL for {spec.display} failed: {exc}",)
         raise
