@@ -29,6 +29,7 @@ __all__ = [
     "DatasetSpecError",
     "dataset",
     "discover",
+    "import_function",
     "specs_from_module",
     "specs_from_path",
     "specs_from_yaml",
@@ -180,7 +181,7 @@ def _resolve_source(source: dict[str, Any], base: Path) -> GeneratedSource | Fet
     if kind == "generated":
         function = source.get("function")
         if isinstance(function, str):
-            source["function"] = _import_function(function)
+            source["function"] = import_function(function)
         return GeneratedSource.model_validate(source)
     location = source.get("location")
     if isinstance(location, str) and not _URL.match(location):
@@ -188,7 +189,7 @@ def _resolve_source(source: dict[str, Any], base: Path) -> GeneratedSource | Fet
     return FetchSource.model_validate(source)
 
 
-def _import_function(reference: str) -> Callable[..., Any]:
+def import_function(reference: str) -> Callable[..., Any]:
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"function must be 'package.module:function', got {reference!r}")
