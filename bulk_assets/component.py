@@ -36,7 +36,7 @@ from dagster.components.resolved.core_models import (
     SingleRunBackfillPolicyModel,
     resolve_backfill_policy,
 )
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from .discovery import DatasetSpecError, import_function
 from .factory import build_asset, build_schedule
@@ -290,6 +290,12 @@ with warnings.catch_warnings():
     _DATASET_MODEL = Dataset.model()
 
 
+class _DatasetsComponentModel(Model):
+    datasets: list[_DATASET_MODEL] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="The datasets: one asset each."
+    )
+
+
 @scaffold_with(DatasetScaffolder)
 @dataclass
 class DatasetsComponent(Component, Resolvable):
@@ -328,6 +334,13 @@ class DatasetsComponent(Component, Resolvable):
             description="The datasets: one asset each.",
         ),
     ] = ()
+
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        # Dagster's derived model lets every field also be a template string; `datasets` is
+        # always a list, so `dg check yaml` can point at the dataset and field in error
+        # instead of at `datasets:` as a whole.
+        return _DatasetsComponentModel
 
     def __post_init__(self) -> None:
         for spec in self.datasets:
