@@ -50,14 +50,15 @@ def test_events_schedule_loads_the_day_that_ended(definitions) -> None:
     assert schedule.cron_schedule == "10 0 * * *"
 
 
-def test_update_schedule_is_declared(definitions) -> None:
-    schedule = definitions.get_schedule_def("user_email_updates_schedule")
-    assert schedule.cron_schedule == "30 * * * *"
-    assert schedule.job_name == "user_email_updates_job"
+def test_updates_follow_users_by_automation_condition(definitions) -> None:
+    graph = definitions.get_repository_def().asset_graph
+    condition = graph.get(AssetKey("user_email_updates")).automation_condition
+    assert condition is not None and condition.get_label() == "eager"
+    assert "user_email_updates_schedule" not in {s.name for s in definitions.schedules}
 
 
-def test_examples_can_be_left_out() -> None:
-    assert discover({"BULK_ASSETS_EXAMPLES": "0", "BULK_ASSETS_DATASETS": ""}) == []
+def test_the_environment_adds_nothing_unless_set(tmp_path) -> None:
+    assert discover({}, root=tmp_path) == []
 
 
 def test_generators_are_deterministic() -> None:
