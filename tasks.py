@@ -2,7 +2,7 @@
 """Project commands that set themselves up: only Python >= 3.11 is needed beforehand.
 
 Usage:
-    python3 tasks.py ui [dagster dev args...]    e.g. -p 3001 -h 0.0.0.0
+    python3 tasks.py ui [dg dev args...]         e.g. -p 3001 -h 0.0.0.0
     python3 tasks.py test [pytest args...]       e.g. -k copy -x
     python3 tasks.py lint [paths...]             ruff check, ruff format --check, mypy (tests too)
     python3 tasks.py pg [status|stop|dsn|reset]  the UI's embedded PostgreSQL
@@ -137,7 +137,10 @@ def ui(args: list[str]) -> int:
         start: list[str | Path] = [PYTHON, "-m", "resources.embedded_postgres", "start"]
         step(shown(start))
         run(start, env=env)
-    return replace_process([BIN / "dagster", "dev", "-w", "workspace.yaml", *args], env=env)
+    # dg dev loads the project from pyproject.toml's [tool.dg] (the same code location as
+    # workspace.yaml); VIRTUAL_ENV tells dg which environment is the project's.
+    env["VIRTUAL_ENV"] = str(VENV)
+    return replace_process([BIN / "dg", "dev", *args], env=env)
 
 
 def pg(args: list[str]) -> int:

@@ -1,5 +1,7 @@
 """Datasets as Dagster assets, bulk-loaded into PostgreSQL by :mod:`resources`."""
 
+from .component import DatasetsComponent as DatasetsComponent
+from .component import datasets_component as datasets_component
 from .discovery import DatasetSpecError as DatasetSpecError
 from .discovery import dataset as dataset
 from .discovery import discover as discover

@@ -1,20 +1,14 @@
-"""The code location: wiring only. Datasets are discovered when Dagster loads it."""
+"""The code location: wiring only. The definitions live in the ``defs`` folder, loaded as
+``dg`` loads them (``dg dev``, ``dg check defs``), so ``workspace.yaml`` and
+``dagster dev -m bulk_assets.definitions`` see the same assets."""
 
 from __future__ import annotations
 
-from dagster import Definitions, definitions
+from pathlib import Path
 
-from resources import PostgresBulkWriter
-
-from .discovery import discover
-from .factory import build_definitions
-from .fetch import Fetcher
+from dagster import Definitions, definitions, load_from_defs_folder
 
 
 @definitions
 def defs() -> Definitions:
-    return build_definitions(
-        discover(),
-        # No DSN here: at run time the writer takes DATABASE_URL, else the embedded PostgreSQL.
-        resources={"writer": PostgresBulkWriter(), "fetcher": Fetcher()},
-    )
+    return load_from_defs_folder(path_within_project=Path(__file__).parent)

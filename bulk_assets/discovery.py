@@ -1,11 +1,13 @@
-"""Where datasets come from: YAML files, Python modules and files, and the bundled examples.
+"""Datasets outside the defs folder: YAML files, Python modules and files, ``@dataset``.
 
-Read when the code location loads (never at import):
+The defs folder (``bulk_assets/defs/``, see :mod:`bulk_assets.component`) is where datasets
+live; these environment variables still add datasets from elsewhere, read when the code
+location loads (never at import), through ``bulk_assets/defs/environment.py``:
 
 - ``BULK_ASSETS_DATASETS``: YAML files (``*.yaml``/``*.yml``) and Python files (``*.py``), or
-  folders of them, separated by ``os.pathsep``; default: ``./datasets`` when it exists.
+  folders of them, separated by ``os.pathsep``; default: ``datasets/`` in the project root
+  when it exists.
 - ``BULK_ASSETS_MODULES``: importable Python modules, comma-separated.
-- ``BULK_ASSETS_EXAMPLES``: ``0`` leaves out the bundled examples.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ __all__ = [
     "DatasetSpecError",
     "dataset",
     "discover",
+    "import_function",
     "specs_from_module",
     "specs_from_path",
     "specs_from_yaml",
 ]
 
-_EXAMPLES = Path(__file__).resolve().parent / "examples"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _YAML = (".yaml", ".yml")
 
@@ -123,20 +125,20 @@ def specs_from_path(path: Path) -> list[DatasetSpec]:
     return []
 
 
-def discover(environ: Mapping[str, str] | None = None) -> list[DatasetSpec]:
-    """All datasets: the bundled examples, then ``BULK_ASSETS_DATASETS`` paths, then
-    ``BULK_ASSETS_MODULES``. Two datasets with one name are an error."""
+def discover(
+    environ: Mapping[str, str] | None = None, *, root: Path | None = None
+) -> list[DatasetSpec]:
+    """The datasets named by ``BULK_ASSETS_DATASETS`` (default: ``root/datasets`` when it
+    exists) and ``BULK_ASSETS_MODULES``; relative paths are read against ``root`` (default:
+    the working directory). Two datasets with one name are an error."""
     env = os.environ if environ is None else environ
+    base = Path.cwd() if root is None else root
     specs: list[tuple[DatasetSpec, str]] = []
-    if env.get("BULK_ASSETS_EXAMPLES", "1").strip().lower() not in ("0", "false", "no"):
-        specs += [(s, "bulk_assets.examples") for s in specs_from_module("bulk_assets.examples")]
-        for path in sorted(_EXAMPLES.glob("*.yaml")):
-            specs += [(s, str(path)) for s in specs_from_yaml(path)]
     paths = env.get("BULK_ASSETS_DATASETS")
     if paths is None:
-        paths = "datasets" if Path("datasets").is_dir() else ""
+        paths = str(base / "datasets") if (base / "datasets").is_dir() else ""
     for entry in filter(None, paths.split(os.pathsep)):
-        path = Path(entry).expanduser().resolve()
+        path = (base / Path(entry).expanduser()).resolve()
         if not path.exists():
             raise DatasetSpecError(f"BULK_ASSETS_DATASETS names {path}, which does not exist")
         specs += [(s, str(path)) for s in specs_from_path(path)]
@@ -180,7 +182,7 @@ def _resolve_source(source: dict[str, Any], base: Path) -> GeneratedSource | Fet
     if kind == "generated":
         function = source.get("function")
         if isinstance(function, str):
-            source["function"] = _import_function(function)
+            source["function"] = import_function(function)
         return GeneratedSource.model_validate(source)
     location = source.get("location")
     if isinstance(location, str) and not _URL.match(location):
@@ -188,7 +190,7 @@ def _resolve_source(source: dict[str, Any], base: Path) -> GeneratedSource | Fet
     return FetchSource.model_validate(source)
 
 
-def _import_function(reference: str) -> Callable[..., Any]:
+def import_function(reference: str) -> Callable[..., Any]:
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"function must be 'package.module:function', got {reference!r}")

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads the context type from the function
 # signature when the asset or check is defined.
 
+import inspect
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +15,9 @@ from dagster import (
     AssetSelection,
     BackfillPolicy,
     BetaWarning,
+    CodeReferencesMetadataValue,
     Definitions,
+    LocalFileCodeReference,
     MaterializeResult,
     PartitionsDefinition,
     RetryRequested,
@@ -31,7 +34,7 @@ from .fetch import Fetcher, FetchError
 from .loading import load_dataset
 from .metadata import dataset_metadata
 from .partitions import partitions_definition
-from .specs import DatasetSpec, TimePartitions
+from .specs import DatasetSpec, GeneratedSource, TimePartitions
 
 __all__ = ["build_asset", "build_definitions", "build_schedule"]
 
@@ -64,17 +67,24 @@ def _asset(
         key=key,
         description=spec.description or f"{spec.mode} into {spec.display}",
         group_name=spec.group,
-        kinds={"postgres", "pandas"},
+        kinds={"postgres", "pandas", *spec.kinds},
+        owners=spec.owners or None,
+        tags=spec.tags or None,
+        code_version=spec.code_version,
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         pool=spec.pool,
+        op_tags=spec.op_tags or None,
+        automation_condition=spec.automation_condition,
         deps=spec.deps,
         check_specs=check_specs(spec, key),
         # The catalog links assets that write one table, and shows where they store it.
         metadata={
+            **spec.metadata,
             "dagster/table_name": spec.display,
             "dagster/storage_kind": "postgres",
             "mode": spec.mode,
+            **_code_references(spec),
         },
     )
     def _materialize(
@@ -99,6 +109,18 @@ def _asset(
         )
 
     return _materialize
+
+
+def _code_references(spec: DatasetSpec) -> dict[str, Any]:
+    """The generator's file and line, so the UI links a generated dataset to its code (a
+    dataset declared in a defs.yaml gets that file's line from Dagster itself)."""
+    function = spec.source.function if isinstance(spec.source, GeneratedSource) else None
+    try:
+        code = inspect.unwrap(function).__code__  # type: ignore[arg-type]
+    except AttributeError:  # not a plain function (a callable object, a builtin): no link
+        return {}
+    reference = LocalFileCodeReference(file_path=code.co_filename, line_number=code.co_firstlineno)
+    return {"dagster/code_references": CodeReferencesMetadataValue(code_references=[reference])}
 
 
 def build_schedule(spec: DatasetSpec, asset_def: AssetsDefinition) -> Any:

@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from dagster import AutomationCondition
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, field_validator, model_validator
 
 from resources import check_identifier
 
@@ -179,6 +180,13 @@ class DatasetSpec(_Spec):
             "just ended; chunk-partitioned datasets cannot be scheduled."
         ),
     )
+    automation_condition: InstanceOf[AutomationCondition] | None = Field(  # type: ignore[type-arg]
+        default=None,
+        description=(
+            "When Dagster's automation sensor materializes the dataset, e.g. "
+            "AutomationCondition.eager(): after its deps update. Beside or instead of schedule."
+        ),
+    )
     ddl: str | None = Field(
         default=None,
         description="SQL run before each load, e.g. CREATE TABLE IF NOT EXISTS ... .",
@@ -215,6 +223,22 @@ class DatasetSpec(_Spec):
     pool: str = Field(
         default="postgres_writes",
         description="Dagster concurrency pool limiting how many writes run at once.",
+    )
+    op_tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags of the op that writes, e.g. for run queues."
+    )
+    owners: list[str] = Field(
+        default_factory=list, description="Emails or 'team:name' owning the asset."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Asset tags.")
+    kinds: list[str] = Field(
+        default_factory=list, description="Kinds shown in the UI, beside postgres and pandas."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Asset metadata, beside the table's own."
+    )
+    code_version: str | None = Field(
+        default=None, description="Dagster code version: change it when the source changes."
     )
 
     @field_validator("name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,18 +17,18 @@ from bulk_assets import (
     ChunkPartitions,
     DatasetSpec,
     Fetcher,
-    FetchSource,
     GeneratedSource,
     Partition,
     build_asset,
     dataset,
-    discover,
 )
 from bulk_assets.checks import check_not_null, check_row_counts, check_unique
-from bulk_assets.examples.events import ROWS_PER_DAY
+from bulk_assets.definitions import defs
+from bulk_assets.defs.examples import events, user_email_updates, users
+from bulk_assets.defs.examples.events import ROWS_PER_DAY
 from resources import KeyRange, PostgresBulkWriter
 
-EXAMPLES = {spec.name: spec for spec in discover({"BULK_ASSETS_DATASETS": ""})}
+EXAMPLES = {s.name: s for s in (users.users, events.events, user_email_updates.user_email_updates)}
 FIRST, SECOND, THIRD = "0000001-0010000", "0010001-0020000", "0020001-0030000"
 
 
@@ -222,10 +223,8 @@ def test_update_dataset_changes_only_matched_rows(
 def test_cities_fetched_from_the_shipped_csv(
     resources: dict[str, Any], instance: DagsterInstance, db: Any, schema: str
 ) -> None:
-    result = run(EXAMPLES["cities"], resources, instance)
-    source = EXAMPLES["cities"].source
-    assert isinstance(source, FetchSource)
-    rows = len(pd.read_csv(source.location))
+    result = materialize([defs().get_assets_def("cities")], resources=resources, instance=instance)
+    rows = len(pd.read_csv(Path(users.__file__).parent / "cities" / "cities.csv"))
     assert rows > 0 and metadata(result, "cities")["dagster/row_count"] == rows
     assert db.fetchval(f'SELECT count(DISTINCT city_id) FROM "{schema}".cities') == rows
 

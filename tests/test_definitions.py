@@ -4,6 +4,7 @@ and the schedules pick the right partition."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, Definitions, build_schedule_context
@@ -52,14 +53,15 @@ def test_events_schedule_loads_the_day_that_ended(definitions: Definitions) -> N
     assert schedule.cron_schedule == "10 0 * * *"
 
 
-def test_update_schedule_is_declared(definitions: Definitions) -> None:
-    schedule = definitions.get_schedule_def("user_email_updates_schedule")
-    assert schedule.cron_schedule == "30 * * * *"
-    assert schedule.job_name == "user_email_updates_job"
+def test_updates_follow_users_by_automation_condition(definitions: Definitions) -> None:
+    graph = definitions.get_repository_def().asset_graph
+    condition = graph.get(AssetKey("user_email_updates")).automation_condition
+    assert condition is not None and condition.get_label() == "eager"
+    assert "user_email_updates_schedule" not in {s.name for s in definitions.schedules or ()}
 
 
-def test_examples_can_be_left_out() -> None:
-    assert discover({"BULK_ASSETS_EXAMPLES": "0", "BULK_ASSETS_DATASETS": ""}) == []
+def test_the_environment_adds_nothing_unless_set(tmp_path: Path) -> None:
+    assert discover({}, root=tmp_path) == []
 
 
 def test_generators_are_deterministic() -> None:

@@ -23,7 +23,7 @@ from bulk_assets.partitions import partition_for_key
 from bulk_assets.sources import _format_location
 from resources import PostgresBulkWriter
 
-NO_EXAMPLES = {"BULK_ASSETS_EXAMPLES": "0"}
+NO_EXAMPLES: dict[str, str] = {}
 
 
 def write(path: Path, text: str) -> Path:
@@ -146,11 +146,17 @@ def test_yaml_python_files_and_modules_become_assets(
     assert db.fetchval(f"SELECT min(n) || '-' || max(n) FROM \"{schema}\".cubes") == "11-20"
 
 
-def test_default_folder_is_datasets_in_the_working_directory(
-    plugins: Path, monkeypatch: pytest.MonkeyPatch
+def test_default_folder_is_datasets_in_the_project_root(
+    plugins: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(plugins.parent)
-    assert {s.name for s in discover(NO_EXAMPLES)} == {"prices", "squares", "cubes"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert {s.name for s in discover(NO_EXAMPLES, root=plugins.parent)} == {
+        "prices",
+        "squares",
+        "cubes",
+    }
 
 
 @pytest.mark.parametrize(

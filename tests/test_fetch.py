@@ -38,7 +38,7 @@ DTYPES = {
     "day": "date",
     "at": "datetime64[us, UTC]",
 }
-CITIES = Path(__file__).resolve().parents[1] / "bulk_assets" / "data" / "cities.csv"
+CITIES = Path(__file__).resolve().parents[1] / "bulk_assets/defs/examples/cities/cities.csv"
 CITIES_DTYPES = {
     "city_id": "int64",
     "name": "string",

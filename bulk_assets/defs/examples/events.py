@@ -6,10 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from ..discovery import dataset
-from ..generators import events_frame
-from ..partitions import Partition
-from ..specs import ChecksSpec, TimePartitions
+from bulk_assets import ChecksSpec, Partition, TimePartitions, dataset, datasets_component
+from bulk_assets.generators import events_frame
 
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -45,3 +43,7 @@ def events(part: Partition) -> pd.DataFrame:
     """Synthetic events (uuid, timestamptz, numeric, float, bool, jsonb, NULLs): each day is
     generated from its date, so a re-run writes identical rows."""
     return events_frame(part.start, part.end, rows=ROWS_PER_DAY)
+
+
+# Loads the dataset with the rest of the defs folder (a Pythonic component).
+component = datasets_component(events)

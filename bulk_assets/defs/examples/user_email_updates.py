@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from dagster import AutomationCondition
 
-from ..discovery import dataset
-from ..specs import ChecksSpec
+from bulk_assets import ChecksSpec, dataset, datasets_component
 
 # Every 10th of the first 100,000 users: 10,000 rows, one UPDATE ... FROM a staging table.
 _IDS = np.arange(10, 100_001, 10, dtype=np.int64)
@@ -18,10 +18,18 @@ _IDS = np.arange(10, 100_001, 10, dtype=np.int64)
     mode="update",
     key_columns=["id"],
     deps=["users"],
-    schedule="30 * * * *",
+    # Runs after users loads a partition (any one: eager alone would wait for all 100 to
+    # exist), once the automation sensor is on.
+    automation_condition=AutomationCondition.eager().without(
+        ~AutomationCondition.any_deps_missing()
+    ),
     checks=ChecksSpec(unique=["id"], not_null=["email"]),
 )
 def user_email_updates() -> pd.DataFrame:
     """Moves every 10th of the first 100,000 users to an example.org address, in one
     transaction: all of them or none."""
     return pd.DataFrame({"id": _IDS, "email": [f"user{i}@example.org" for i in _IDS]})
+
+
+# Loads the dataset with the rest of the defs folder (a Pythonic component).
+component = datasets_component(user_email_updates)

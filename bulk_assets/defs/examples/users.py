@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..discovery import dataset
-from ..generators import users_frame
-from ..partitions import Partition
-from ..specs import ChecksSpec, ChunkPartitions
+from bulk_assets import ChecksSpec, ChunkPartitions, Partition, dataset, datasets_component
+from bulk_assets.generators import users_frame
 
 USERS_DDL = """
 CREATE TABLE IF NOT EXISTS users (
@@ -31,3 +29,7 @@ def users(part: Partition) -> pd.DataFrame:
     """Synthetic users (id, name, email): each partition replaces its 10,000 ids by COPY in
     one transaction."""
     return users_frame(part.start, part.end)
+
+
+# Loads the dataset with the rest of the defs folder (a Pythonic component).
+component = datasets_component(users)
