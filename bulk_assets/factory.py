@@ -32,7 +32,13 @@ from .metadata import dataset_metadata
 from .partitions import partitions_definition
 from .specs import DatasetSpec, TimePartitions
 
-__all__ = ["build_asset", "build_definitions", "build_schedule"]
+__all__ = ["NO_RUN_RETRIES", "build_asset", "build_definitions", "build_schedule"]
+
+# Dagster's run tags read by the run-retry daemon (dagster._core.storage.tags: MAX_RETRIES_TAG
+# and RETRY_ON_ASSET_OR_OP_FAILURE_TAG). A run of an appending load must never run again on
+# its own: its COMMIT may have landed just before its worker died, and a second run would add
+# the rows twice.
+NO_RUN_RETRIES = {"dagster/max_retries": "0", "dagster/retry_on_asset_or_op_failure": "false"}
 
 
 def build_asset(spec: DatasetSpec) -> AssetsDefinition:
@@ -72,6 +78,10 @@ def _asset(
     def _materialize(context: AssetExecutionContext) -> MaterializeResult[None]:
         keys: Sequence[str | None] = context.partition_keys if spec.partitions else [None]
         writer = context.resources.writer
+        if not spec.dataset_mode.rerun_safe:
+            # Tagged before the first write, whoever launched the run (UI, backfill, CLI,
+            # schedule): a worker that dies before this point wrote nothing, and may be retried.
+            context.instance.add_run_tags(context.run.run_id, NO_RUN_RETRIES)
         try:
             loads = load_dataset(
                 spec, writer, context.resources.fetcher, partition_keys=keys, log=context.log
@@ -100,6 +110,8 @@ def build_schedule(spec: DatasetSpec, asset_def: AssetsDefinition) -> Any:
         f"{spec.name}_job",
         selection=AssetSelection.assets(asset_def),
         description=f"Materializes {spec.name} and runs its checks.",
+        # Shown on the schedule's runs from the start; the asset tags any run itself too.
+        tags=None if spec.dataset_mode.rerun_safe else NO_RUN_RETRIES,
     )
     if isinstance(spec.partitions, TimePartitions):
         return build_schedule_from_partitioned_job(
