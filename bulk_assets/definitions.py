@@ -15,6 +15,8 @@ from .fetch import Fetcher
 def defs() -> Definitions:
     return build_definitions(
         discover(),
-        # No DSN here: at run time the writer takes DATABASE_URL, else the embedded PostgreSQL.
+        # No DSN here: at run time the writer takes DATABASE_URL; without it, only local
+        # development (BULK_ASSETS_EMBEDDED_POSTGRES=1, set by tasks.py) gets the embedded
+        # server, anything else fails at resource set-up.
         resources={"writer": PostgresBulkWriter(), "fetcher": Fetcher()},
     )
