@@ -51,3 +51,30 @@ def test_schedule_jobs_of_appending_loads_carry_the_tags() -> None:
     jobs = {s.job_name: s.job for s in defs.schedules}  # type: ignore[union-attr]
     assert dict(jobs["log_copy_job"].tags) == NO_RUN_RETRIES
     assert "dagster/max_retries" not in jobs["log_replace_partition_job"].tags
+
+
+def bad_rows() -> pd.DataFrame:
+    return pd.DataFrame({"id": ["not a number"], "name": ["x"]})
+
+
+@pytest.mark.parametrize("mode", ["replace-partition", "upsert"])
+def test_terminal_failures_opt_out_of_step_failure_retries(search_path_dsn: str, mode: str):
+    name = f"bad_{mode.replace('-', '_')}"
+    spec = dataset(
+        name=name,
+        table=name,
+        mode=mode,
+        key_columns=["id"] if mode == "upsert" else [],
+        ddl=f"CREATE TABLE IF NOT EXISTS {name} (id bigint PRIMARY KEY, name text)",
+    )(bad_rows)
+    instance = DagsterInstance.ephemeral()
+    result = materialize(
+        [build_asset(spec)],
+        resources={"writer": PostgresBulkWriter(dsn=search_path_dsn), "fetcher": Fetcher()},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    tags = instance.get_run_by_id(result.run_id).tags  # type: ignore[union-attr]
+    assert tags.get("dagster/retry_on_asset_or_op_failure") == "false"
+    assert "dagster/max_retries" not in tags
