@@ -226,7 +226,7 @@ def test_backfill_schedule_and_killed_run_through_the_daemon(
     }
     sampler = WriterSampler(dsn, name)
     try:
-        run_scenario(sql, schema, port, kill_file, sampler, started)
+        run_scenario(sql, schema, port, kill_file, sampler, started, tmp_path / "daemon.log")
     except BaseException:
         for n in logs:
             logs[n].flush()
@@ -280,7 +280,13 @@ def start_schedule(port: int, schedule: str) -> Any:
 
 
 def run_scenario(
-    sql: Sql, schema: str, port: int, kill_file: Path, sampler: WriterSampler, started: float
+    sql: Sql,
+    schema: str,
+    port: int,
+    kill_file: Path,
+    sampler: WriterSampler,
+    started: float,
+    daemon_log: Path,
 ) -> None:
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -409,5 +415,11 @@ def run_scenario(
             f" {time.monotonic() - started:.0f} s"
         )
         print("killed run's last events:\n  " + "\n  ".join(fate))
+        freed = [
+            line.split(" - ")[-1]
+            for line in daemon_log.read_text().splitlines()
+            if f"slots for run {killed_run.run_id}" in line
+        ]
+        print(f"run monitoring: {freed or 'no slot of the killed run left to free'}")
     finally:
         instance.dispose()
