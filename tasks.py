@@ -12,7 +12,8 @@ Every command first creates .venv (if missing) and runs `pip install -e '.[dev]'
 when pyproject.toml changed since the last install; `bench` adds the `bench` extra (the
 other loaders it measures). `ui` uses DAGSTER_HOME=.dagster_home unless set, and starts the
 shared embedded PostgreSQL unless DATABASE_URL is set; so does `bench` (unless --dsn is
-given), which runs `python -m benchmarks` against it.
+given), which runs `python -m benchmarks` against it. `ui` and `test` set
+BULK_ASSETS_EMBEDDED_POSTGRES=1: only there may a writer without a DSN use the embedded server.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def ensure_venv(extras: tuple[str, ...] = ("dev",)) -> None:
     STAMP.write_text(" ".join([digest, *wanted]) + "\n")
 
 
+# The writer falls back to the embedded PostgreSQL only when this is set: a deployment that
+# lost DATABASE_URL must fail, not load into a throwaway server.
+EMBEDDED_OPT_IN = {"BULK_ASSETS_EMBEDDED_POSTGRES": "1"}
+
+
 def dagster_env() -> dict[str, str]:
     """The environment of `ui` and `pg`: DAGSTER_HOME=.dagster_home unless set, so that both
     name the same embedded server ($DAGSTER_HOME/embedded-postgres)."""
@@ -134,6 +140,7 @@ def ui(args: list[str]) -> int:
     if env.get("DATABASE_URL"):
         step("DATABASE_URL is set: not starting the embedded PostgreSQL")
     else:
+        env.update(EMBEDDED_OPT_IN)
         start: list[str | Path] = [PYTHON, "-m", "resources.embedded_postgres", "start"]
         step(shown(start))
         run(start, env=env)
@@ -151,7 +158,7 @@ def pg(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
-    return replace_process([PYTHON, "-m", "pytest", *args])
+    return replace_process([PYTHON, "-m", "pytest", *args], env={**os.environ, **EMBEDDED_OPT_IN})
 
 
 def bench(args: list[str]) -> int:

@@ -36,7 +36,21 @@ from .metadata import dataset_metadata
 from .partitions import partitions_definition
 from .specs import DatasetSpec, GeneratedSource, TimePartitions
 
-__all__ = ["build_asset", "build_definitions", "build_schedule"]
+__all__ = [
+    "NO_RUN_RETRIES",
+    "NO_STEP_FAILURE_RETRIES",
+    "build_asset",
+    "build_definitions",
+    "build_schedule",
+]
+
+# Dagster's run tags read by the run-retry daemon (dagster._core.storage.tags: MAX_RETRIES_TAG
+# and RETRY_ON_ASSET_OR_OP_FAILURE_TAG). A run of an appending load must never run again on
+# its own: its COMMIT may have landed just before its worker died, and a second run would add
+# the rows twice. A run that failed on a terminal error is not worth another run either; a
+# crashed worker or step process, or retryable errors that outlasted the step's retries, are.
+NO_STEP_FAILURE_RETRIES = {"dagster/retry_on_asset_or_op_failure": "false"}
+NO_RUN_RETRIES = {"dagster/max_retries": "0", **NO_STEP_FAILURE_RETRIES}
 
 
 def build_asset(spec: DatasetSpec) -> AssetsDefinition:
@@ -91,6 +105,10 @@ def _asset(
         context: AssetExecutionContext, writer: PostgresBulkWriter, fetcher: Fetcher
     ) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation
         keys: Sequence[str | None] = context.partition_keys if spec.partitions else [None]
+        if not spec.dataset_mode.rerun_safe:
+            # Tagged before the first write, whoever launched the run (UI, backfill, CLI,
+            # schedule): a worker that dies before this point wrote nothing, and may be retried.
+            context.instance.add_run_tags(context.run.run_id, NO_RUN_RETRIES)
         try:
             loads = load_dataset(spec, writer, fetcher, partition_keys=keys, log=context.log)
         except (BulkWriteError, FetchError) as exc:
@@ -102,6 +120,9 @@ def _asset(
                 raise RetryRequested(
                     max_retries=spec.step_retries, seconds_to_wait=spec.step_retry_wait
                 ) from exc
+            if not exc.retryable:
+                # The same rule for a run retry: a bad value or declaration fails again.
+                context.instance.add_run_tags(context.run.run_id, NO_STEP_FAILURE_RETRIES)
             raise
         return MaterializeResult(
             metadata=dataset_metadata(spec, loads, writer),
@@ -132,6 +153,8 @@ def build_schedule(spec: DatasetSpec, asset_def: AssetsDefinition) -> Any:
         f"{spec.name}_job",
         selection=AssetSelection.assets(asset_def),
         description=f"Materializes {spec.name} and runs its checks.",
+        # Shown on the schedule's runs from the start; the asset tags any run itself too.
+        tags=None if spec.dataset_mode.rerun_safe else NO_RUN_RETRIES,
     )
     if isinstance(spec.partitions, TimePartitions):
         return build_schedule_from_partitioned_job(

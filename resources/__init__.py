@@ -9,6 +9,7 @@ from ._progress import Log as Log
 from ._request import WriteOptions as WriteOptions
 from .errors import BadValueError as BadValueError
 from .errors import BulkWriteError as BulkWriteError
+from .errors import NoDatabaseError as NoDatabaseError
 from .errors import OutcomeUnknownError as OutcomeUnknownError
 from .errors import SchemaMismatchError as SchemaMismatchError
 from .errors import TerminalWriteError as TerminalWriteError

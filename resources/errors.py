@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "BadValueError",
     "BulkWriteError",
+    "NoDatabaseError",
     "OutcomeUnknownError",
     "SchemaMismatchError",
     "TerminalWriteError",
@@ -52,6 +53,13 @@ class TransientWriteError(BulkWriteError):
 class TerminalWriteError(BulkWriteError):
     """The write cannot succeed as asked (bad data, unknown table, missing columns); a retry
     would fail the same way."""
+
+
+class NoDatabaseError(TerminalWriteError):
+    """The writer was given no database: neither ``dsn`` nor ``DATABASE_URL`` is set, and the
+    embedded PostgreSQL (for local development) was not asked for. Raised at resource set-up,
+    before anything is written, so a deployment that lost its secret fails loudly instead of
+    loading into a throwaway server."""
 
 
 class SchemaMismatchError(TerminalWriteError):

@@ -22,7 +22,7 @@ from ._retry import backoff
 from ._session import Session, bridge
 from ._sources import Data
 from ._statement import Statement, run_statement
-from .errors import TransientWriteError
+from .errors import NoDatabaseError, TransientWriteError
 from .write_result import WriteResult
 
 __all__ = ["PostgresBulkWriter"]
@@ -30,14 +30,21 @@ __all__ = ["PostgresBulkWriter"]
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Set to 1 to let a writer without ``dsn`` or ``DATABASE_URL`` start the embedded PostgreSQL;
+#: ``python3 tasks.py ui`` and ``python3 tasks.py test`` set it.
+EMBEDDED_OPT_IN = "BULK_ASSETS_EMBEDDED_POSTGRES"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
 
 class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
     """Writes DataFrames and row streams into PostgreSQL by binary COPY, executemany,
     multi-row INSERT, batch UPDATE or upsert; each write is one transaction by default.
 
     The connection comes from ``dsn``; left unset, from the ``DATABASE_URL`` environment
-    variable at run time; with neither, from a PostgreSQL the project starts itself
-    (:mod:`resources.embedded_postgres`). One asyncpg pool serves a whole Dagster run, opened
+    variable at run time. With neither, the writer fails at resource set-up, before any write,
+    unless local development asked for the PostgreSQL the project starts itself
+    (:mod:`resources.embedded_postgres`): ``embedded=True`` or
+    ``BULK_ASSETS_EMBEDDED_POSTGRES=1``. One asyncpg pool serves a whole Dagster run, opened
     on the first write and closed when the run's step ends; outside Dagster, each call opens and
     closes its own unless the writer is used as a context manager.
 
@@ -63,7 +70,17 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
         description=(
             "libpq-style URL, e.g. postgresql://user:pass@host:5432/db?sslmode=verify-full. "
             "Pass EnvVar('DATABASE_URL') so the secret never enters config. Unset: the "
-            "DATABASE_URL environment variable at run time, else the embedded PostgreSQL."
+            "DATABASE_URL environment variable at run time, else the embedded PostgreSQL if "
+            "`embedded` allows it, else an error at resource set-up."
+        ),
+    )
+    embedded: bool = Field(
+        default=False,
+        description=(
+            "For local development: with neither `dsn` nor DATABASE_URL set, start and use the "
+            "embedded PostgreSQL. Also turned on by BULK_ASSETS_EMBEDDED_POSTGRES=1 (set by "
+            "`python3 tasks.py ui` and `test`). Off, such a writer fails at resource set-up, "
+            "so a deployment that lost its secret never loads into a throwaway database."
         ),
     )
     chunk_size: int = Field(
@@ -150,6 +167,8 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
         return self._session_lock
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Before any write: a run without a database fails here, naming the missing setting.
+        self._configured_dsn()
         self._log = context.log
         self._held = True
 
@@ -172,12 +191,15 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
             session.close()
 
     def resolve_dsn(self) -> str:
-        """The DSN this writer connects to, starting the embedded server if it is the one."""
-        if self.dsn:
-            return self.dsn
-        from_env = EnvVar("DATABASE_URL").get_value()
-        if from_env:
-            return from_env
+        """The DSN this writer connects to, starting the embedded server if it is the one.
+
+        Raises:
+            NoDatabaseError: no ``dsn``, no ``DATABASE_URL``, and the embedded server was not
+                asked for.
+        """
+        dsn = self._configured_dsn()
+        if dsn is not None:
+            return dsn
         from .embedded_postgres import EmbeddedPostgres
 
         if self.embedded_data_dir:
@@ -192,6 +214,24 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
             lock_timeout=self.lock_timeout,
             idle_in_transaction_timeout=self.idle_in_transaction_timeout,
             client_connection_check_interval=self.client_connection_check_interval,
+        )
+
+    def _configured_dsn(self) -> str | None:
+        """``dsn``, else ``DATABASE_URL``; None if the embedded server may stand in."""
+        if self.dsn:
+            return self.dsn
+        from_env = EnvVar("DATABASE_URL").get_value()
+        if from_env:
+            return from_env
+        opt_in = (EnvVar(EMBEDDED_OPT_IN).get_value() or "").strip().lower()
+        if self.embedded or opt_in in _TRUE:
+            return None
+        raise NoDatabaseError(
+            "PostgresBulkWriter has no database to write to: set its `dsn` (e.g. "
+            "PostgresBulkWriter(dsn=EnvVar('MY_URL'))) or the DATABASE_URL environment "
+            "variable of the run worker. For local development only, "
+            f"{EMBEDDED_OPT_IN}=1 (or embedded=True) starts an embedded PostgreSQL instead; "
+            "`python3 tasks.py ui` and `python3 tasks.py test` set it."
         )
 
     def _acquire_session(self) -> Session:

@@ -18,6 +18,10 @@ from resources.embedded_postgres import EmbeddedPostgres
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Writers built without a DSN (the bundled definitions) may use the embedded server in tests,
+# as under `python3 tasks.py test`; test_embedded_opt_in.py checks the refusal without it.
+os.environ.setdefault("BULK_ASSETS_EMBEDDED_POSTGRES", "1")
+
 
 @pytest.fixture(scope="session")
 def dsn() -> str:

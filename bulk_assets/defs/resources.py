@@ -12,8 +12,10 @@ from resources import PostgresBulkWriter
 def defs() -> Definitions:
     return Definitions(
         resources={
-            # No DSN here: at run time the writer takes DATABASE_URL, else the embedded
-            # PostgreSQL. For another server: PostgresBulkWriter(dsn=EnvVar("WAREHOUSE_URL")).
+            # No DSN here: at run time the writer takes DATABASE_URL; without it, only local
+            # development (BULK_ASSETS_EMBEDDED_POSTGRES=1, set by tasks.py) gets the embedded
+            # server, anything else fails at resource set-up. For another server:
+            # PostgresBulkWriter(dsn=EnvVar("WAREHOUSE_URL")).
             "writer": PostgresBulkWriter(),
             # A token for the exports: Fetcher(headers={"Authorization": EnvVar("EXPORT_TOKEN")}).
             "fetcher": Fetcher(),
