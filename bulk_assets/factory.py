@@ -68,6 +68,7 @@ def _asset(
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         pool=spec.pool,
+        op_tags=spec.op_tags or None,
         deps=spec.deps,
         check_specs=check_specs(spec, key),
         # The catalog links assets that write one table, and shows where they store it.
