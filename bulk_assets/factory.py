@@ -186,7 +186,11 @@ def _offsets(spec: DatasetSpec) -> dict[str, Any]:
     return offsets
 
 
-def build_definitions(specs: Sequence[DatasetSpec], resources: dict[str, Any]) -> Definitions:
+def build_definitions(
+    specs: Sequence[DatasetSpec], resources: dict[str, Any], *, executor: Any = None
+) -> Definitions:
+    """The assets and schedules of ``specs`` with ``resources``; ``executor`` (e.g.
+    ``k8s_job_executor``, ``celery_executor``) runs their steps, Dagster's default if None."""
     assets, schedules = [], []
     for spec in specs:
         asset_def = build_asset(spec)
@@ -194,4 +198,4 @@ def build_definitions(specs: Sequence[DatasetSpec], resources: dict[str, Any]) -
         schedule = build_schedule(spec, asset_def)
         if schedule is not None:
             schedules.append(schedule)
-    return Definitions(assets=assets, schedules=schedules, resources=resources)
+    return Definitions(assets=assets, schedules=schedules, resources=resources, executor=executor)

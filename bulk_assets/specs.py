@@ -224,8 +224,13 @@ class DatasetSpec(_Spec):
         default="postgres_writes",
         description="Dagster concurrency pool limiting how many writes run at once.",
     )
-    op_tags: dict[str, str] = Field(
-        default_factory=dict, description="Tags of the op that writes, e.g. for run queues."
+    op_tags: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Tags on the asset's op, read by the executor that runs its step: e.g. "
+            "'dagster-k8s/config' with the step pod's resource requests under "
+            "k8s_job_executor, or 'dagster-celery/queue' under celery_executor."
+        ),
     )
     owners: list[str] = Field(
         default_factory=list, description="Emails or 'team:name' owning the asset."
