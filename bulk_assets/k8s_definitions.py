@@ -4,21 +4,18 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, definitions
+from pathlib import Path
+
+from dagster import Definitions, definitions, load_from_defs_folder
 from dagster_k8s import k8s_job_executor
-
-from resources import PostgresBulkWriter
-
-from .discovery import discover
-from .factory import build_definitions
-from .fetch import Fetcher
 
 
 @definitions
 def defs() -> Definitions:
-    return build_definitions(
-        discover(),
-        # DATABASE_URL comes from a Kubernetes secret, as an env var of every run and step pod.
-        resources={"writer": PostgresBulkWriter(), "fetcher": Fetcher()},
-        executor=k8s_job_executor,
+    # The defs folder as bulk_assets.definitions loads it (datasets and their resources:
+    # DATABASE_URL comes from a Kubernetes secret, as an env var of every run and step pod),
+    # with every step in a pod of its own.
+    return Definitions.merge(
+        load_from_defs_folder(path_within_project=Path(__file__).parent),
+        Definitions(executor=k8s_job_executor),
     )
