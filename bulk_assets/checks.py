@@ -39,12 +39,15 @@ def check_specs(spec: DatasetSpec, asset_key: AssetKey) -> list[AssetCheckSpec]:
             )
         )
     if spec.unique_columns:
+        # Within each written slice: a key repeated in another partition would need a scan of
+        # the whole table after every partition. A unique index catches those for good.
+        scope = "" if spec.partitions is None else " within each partition written"
         specs.append(
             AssetCheckSpec(
                 "unique_keys",
                 asset=asset_key,
                 blocking=True,
-                description=f"No two rows share ({', '.join(spec.unique_columns)}).",
+                description=f"No two rows share ({', '.join(spec.unique_columns)}){scope}.",
             )
         )
     if spec.checks.not_null:

@@ -35,7 +35,10 @@ _WATCH_INTERVAL = 0.25
 async def transaction(conn: asyncpg.Connection, request: Target) -> AsyncIterator[None]:
     """BEGIN; COMMIT when the block succeeds, roll back (or close the connection) when not.
     Behind a transaction pooler, the writer's limits are set for this transaction alone."""
-    transaction = conn.transaction()
+    # READ COMMITTED whatever the role's default: a replace's DELETE and a creator's second
+    # catalog lookup run after waiting their turn, and must see what the writer before them
+    # committed (under REPEATABLE READ both copies of a slice would survive).
+    transaction = conn.transaction(isolation="read_committed")
     async with round_trip(conn, request, "BEGIN"):
         await transaction.start()
     try:

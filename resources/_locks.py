@@ -9,6 +9,7 @@ crashed writer never leaves one behind, and subject to the session's ``lock_time
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,24 @@ CREATE = 0x5E0A_DB19
 
 
 def key(*parts: Any) -> int:
-    """A signed 32-bit key for ``parts``, the same in every process. Two objects that share a
-    key only wait for each other when they need not: never a wrong result."""
-    digest = hashlib.blake2b("\x00".join(str(p) for p in parts).encode(), digest_size=4)
+    """A signed 32-bit key for ``parts``, the same in every process and for equal values of
+    other types (a date and its midnight, an instant in any time zone, 5 and 5.0). Two objects
+    that share a key only wait for each other when they need not: never a wrong result."""
+    text = "\x00".join(_canonical(p) for p in parts)
+    digest = hashlib.blake2b(text.encode(), digest_size=4)
     return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return str(value.isoformat())
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time()).isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 async def lock(conn: asyncpg.Connection, space: int, *parts: Any) -> None:

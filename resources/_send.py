@@ -73,8 +73,9 @@ async def stream(
         try:
             async with round_trip(conn, request, "COPY", chunk=run, writer=writer):
                 await writer.send_stream(conn, copy_data(rows()))
-        except BulkWriteError:
-            if chunks.failure is None:
+        except BulkWriteError as exc:
+            # The COPY's own error stands unless the source's failure is what ended it.
+            if chunks.failure is None or exc.__cause__ is not chunks.failure:
                 raise
         if chunks.failure is not None:
             # The source failed while the COPY read it: its exception, not the driver's

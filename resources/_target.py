@@ -48,8 +48,10 @@ async def resolve_target(
     info = await describe_table(conn, request.table, schema=request.schema)
     if info is None and request.create:
         # First loads racing to create one table take turns (CREATE ... IF NOT EXISTS itself
-        # races on the catalog's unique index); the later one then finds the table.
-        await lock(conn, CREATE, request.schema, request.table)
+        # races on the catalog's unique index); the later one then finds the table. The lock
+        # names the schema the table would land in, however the request spells it.
+        schema = request.schema or await conn.fetchval("SELECT current_schema()")
+        await lock(conn, CREATE, schema, request.table)
         info = await describe_table(conn, request.table, schema=request.schema)
     if info is None:
         if not request.create:
@@ -63,7 +65,12 @@ async def resolve_target(
         if request.schema is not None and not await conn.fetchval(
             "SELECT true FROM pg_namespace WHERE nspname = $1", request.schema
         ):
-            await conn.execute(f"CREATE SCHEMA {quote_ident(request.schema)}")
+            # First loads of other tables into the same new schema take turns creating it.
+            await lock(conn, CREATE, request.schema)
+            if not await conn.fetchval(
+                "SELECT true FROM pg_namespace WHERE nspname = $1", request.schema
+            ):
+                await conn.execute(f"CREATE SCHEMA {quote_ident(request.schema)}")
         await conn.execute(
             create_table_sql(
                 first, request.table, schema=request.schema, key_columns=request.key_columns

@@ -285,3 +285,36 @@ def test_first_loads_racing_to_create_one_table_many_rounds(
 ) -> None:
     require_slow(request)
     create_rounds(dsn, db, schema, rounds=10)
+
+
+def test_writers_take_turns_under_a_repeatable_read_default(dsn: str, db: Any, schema: str) -> None:
+    """A role or database whose default isolation is REPEATABLE READ: a writer that waited
+    for its turn would still see the slice as it was when its transaction began, and both
+    copies would survive. Writes run READ COMMITTED whatever the default."""
+    sep = "&" if "?" in dsn else "?"
+    replace_rounds(
+        f"{dsn}{sep}default_transaction_isolation=repeatable%20read",
+        db,
+        schema,
+        keyed=False,
+        rounds=1,
+    )
+
+
+def test_first_loads_of_other_tables_into_one_new_schema(dsn: str, db: Any, schema: str) -> None:
+    """Four first loads of four tables into one schema that does not exist yet: they take
+    turns creating the schema, and each creates its own table."""
+    target = f"{schema}_new"
+
+    def work(i: int) -> WriteResult:
+        frame = pd.DataFrame({"id": range(100), "label": "x"})
+        with PostgresBulkWriter(dsn=dsn, retries=0) as writer:
+            return writer.write(f"t{i}", frame, schema=target, create=True)
+
+    try:
+        outcomes = race(4, work)
+        assert all(isinstance(o, WriteResult) and o.created for o in outcomes), outcomes
+        for i in range(4):
+            assert slice_counts(db, target, f"t{i}") == (100, 100, 1)
+    finally:
+        db.execute(f"DROP SCHEMA IF EXISTS {q(target)} CASCADE")

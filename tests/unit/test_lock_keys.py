@@ -73,3 +73,16 @@ def test_each_kind_of_lock_has_its_own_space() -> None:
     assert len(set(spaces)) == len(spaces)
     # pg_advisory_xact_lock(int4, int4): the space must fit a signed 32-bit int too.
     assert all(-(2**31) <= space < 2**31 for space in spaces)
+
+
+def test_equal_bounds_of_other_types_share_a_key() -> None:
+    """Writers of one slice must meet on one lock however their callers typed the bounds."""
+    import datetime as dt
+
+    midnight = dt.datetime(2024, 1, 1)
+    utc = dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC)
+    paris = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert key(1, "d", dt.date(2024, 1, 1)) == key(1, "d", midnight)
+    assert key(1, "t", utc) == key(1, "t", paris)
+    assert key(1, "id", 5) == key(1, "id", 5.0)
+    assert key(1, "id", 5) != key(1, "id", 6)
