@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from ._redact import MalformedDsnError, dsn_secrets, mask_url
+from ._retry import is_transient
 from .errors import BulkWriteError, TerminalWriteError, TransientWriteError, WriteTimeoutError
 
 T = TypeVar("T")
@@ -223,12 +224,13 @@ async def _create_pool(
             f"could not connect to {where} within connect_timeout={connect_timeout} s",
             limit="connect_timeout",
         )
-    except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
-        cause = exc
-        failure = TransientWriteError(f"could not connect to {where}: {secrets.describe(exc)}")
     except Exception as exc:
         cause = exc
-        failure = TerminalWriteError(f"could not connect to {where}: {secrets.describe(exc)}")
+        # The same rule as for any round trip: a refused or reset connection, a server
+        # starting up, full, or terminating the new backend (57P01: a restart, or
+        # pg_terminate_backend while the pool opened) is worth another try.
+        kind = TransientWriteError if is_transient(exc) else TerminalWriteError
+        failure = kind(f"could not connect to {where}: {secrets.describe(exc)}")
     else:
         assert pool is not None
         return pool
