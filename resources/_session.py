@@ -229,7 +229,10 @@ async def _create_pool(
         # The same rule as for any round trip: a refused or reset connection, a server
         # starting up, full, or terminating the new backend (57P01: a restart, or
         # pg_terminate_backend while the pool opened) is worth another try.
-        kind = TransientWriteError if is_transient(exc) else TerminalWriteError
+        # A protocol violation (08P01) at connect is a refusal that would repeat: a pooler
+        # refusing a startup parameter, not a dropped connection.
+        retry = is_transient(exc) and not isinstance(exc, asyncpg.ProtocolViolationError)
+        kind = TransientWriteError if retry else TerminalWriteError
         failure = kind(f"could not connect to {where}: {secrets.describe(exc)}")
     else:
         assert pool is not None
