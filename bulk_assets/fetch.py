@@ -67,6 +67,14 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             )
     """
 
+    # A misspelled option is an error, not silently ignored; the error never echoes a value
+    # (a header may hold a token).
+    model_config = {
+        **ConfigurableResource.model_config,
+        "extra": "forbid",
+        "hide_input_in_errors": True,
+    }
+
     timeout: float = Field(
         default=30.0,
         description=(

@@ -206,8 +206,21 @@ async def commit_transaction(conn: asyncpg.Connection, transaction: Any, request
             raise  # one statement: not retried, and reported like a lost autocommit
         if request.write_mode.rerun_safe or request.replace is not False:
             raise  # running it again converges on the same rows
+        if rolled_back(exc.__cause__):
+            raise  # the server answered COMMIT with a rollback: nothing is stored
         raise OutcomeUnknownError(
             f"the connection was lost during COMMIT of a {request.mode} into "
             f"{request.display}: the rows may or may not be stored, so they are not sent again",
             table=request.display,
         ) from exc
+
+
+# Class 40 errors that say the transaction was rolled back; 40003 (statement completion
+# unknown) says the opposite, so the class alone does not do.
+_ROLLED_BACK = frozenset({"40001", "40P01", "40002"})
+
+
+def rolled_back(cause: BaseException | None) -> bool:
+    """The server itself reported that the transaction was rolled back (a serialization
+    failure or deadlock found at COMMIT, e.g. by a deferred trigger): its outcome is known."""
+    return isinstance(cause, asyncpg.PostgresError) and cause.sqlstate in _ROLLED_BACK

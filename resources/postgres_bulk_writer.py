@@ -64,6 +64,14 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
             )
     """
 
+    # A misspelled option (retry_wiat=1) is an error, not a silently ignored keyword; the
+    # error never echoes the value given (dns="postgresql://user:secret@...").
+    model_config = {
+        **ConfigurableResource.model_config,
+        "extra": "forbid",
+        "hide_input_in_errors": True,
+    }
+
     dsn: str | None = Field(
         default=None,
         repr=False,

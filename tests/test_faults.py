@@ -336,6 +336,35 @@ def test_connection_lost_at_commit_of_a_copy_is_not_resent(dsn: str, db: Any, sc
     assert _counts(db, schema) == (0, 0)
 
 
+def test_a_deadlock_reported_at_commit_of_an_append_is_retried_once(
+    dsn: str, db: Any, schema: str
+) -> None:
+    """A deferred trigger that fails COMMIT with a deadlock: the server said it rolled back,
+    so the outcome is known and the append runs again, storing every row once."""
+    _make_table(db, schema)
+    # nextval is not rolled back with the transaction: only the first COMMIT fails.
+    db.execute(f'CREATE SEQUENCE "{schema}".commits')
+    db.execute(
+        f'CREATE FUNCTION "{schema}".deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$ '
+        f"BEGIN IF nextval('\"{schema}\".commits') = 1 THEN "
+        "RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END IF; "
+        "RETURN NULL; END $$"
+    )
+    db.execute(
+        f'CREATE CONSTRAINT TRIGGER deadlock_once AFTER INSERT ON "{schema}".loads '
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+        f'WHEN (NEW.id = 0) EXECUTE FUNCTION "{schema}".deadlock_once()'
+    )
+    frame = pd.DataFrame({"id": np.arange(1_000), "label": "x"})
+
+    with PostgresBulkWriter(dsn=dsn, retries=2) as writer:
+        result = writer.write("loads", frame, schema=schema)
+
+    assert result.rows == 1_000
+    assert result.attempts == 2
+    assert _counts(db, schema) == (1_000, 1_000)
+
+
 def test_connection_lost_at_commit_of_an_upsert_is_run_again(
     dsn: str, db: Any, schema: str
 ) -> None:
