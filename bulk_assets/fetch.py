@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.fs as pafs
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from resources import KeyRange
+from resources._redact import Secrets
 from resources._retry import backoff
 
 from ._fetch_errors import FetchError, Where, redact, scrubbed
+from ._fetch_files import FileSet, has_glob, list_files
 from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
 from ._fetch_read import ReadRequest
 from ._fetch_shape import Shape, check_dtype
-from ._fetch_source import Source, download, open_bytes
+from ._fetch_slice import RowSlice
+from ._fetch_source import Source, download, open_bytes, open_raw
+from ._fetch_stores import store_error
 
-__all__ = ["FetchError", "Fetcher", "Format"]
+__all__ = ["FetchError", "Fetcher", "Format", "RowSlice"]
 
 # Options that would break the chunk contract; chunk_rows says how many rows.
 _RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
@@ -138,6 +146,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         columns: Sequence[str] | None = None,
         chunk_rows: int | None = None,
         read_options: Mapping[str, Any] | None = None,
+        within: KeyRange | RowSlice | None = None,
     ) -> Generator[pd.DataFrame, None, None]:
         """Stream the dataset at ``location`` as DataFrames of ``chunk_rows`` rows.
 
@@ -147,7 +156,12 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
 
         Args:
             location: an ``http(s)://`` URL (``user:password@`` in it becomes Basic auth),
-                a ``file://`` URL or a path (relative to the current directory).
+                a ``file://`` URL, a path (relative to the current directory), or an
+                ``s3://``, ``gs://`` or ``az://`` URL (credentials from the environment). A
+                path or object-store location may be a directory or a glob (``data/*.csv``,
+                ``**`` across directories): its files are read one after another in sorted
+                order, as one dataset; a Parquet directory may be a hive tree
+                (``year=2026/month=03/``), whose keys become columns.
             format: ``csv``, ``parquet`` or ``jsonl``; None: from the extension (``.csv``,
                 ``.parquet``, ``.pq``, ``.jsonl``, ``.ndjson``, each optionally ``.gz``).
             rename: source column -> target column.
@@ -160,6 +174,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             read_options: passed on to ``pd.read_csv`` or ``pd.read_json`` (e.g. ``sep``,
                 ``encoding``, ``na_values``). CSV reads only empty fields as missing unless
                 ``na_values`` or ``keep_default_na`` is given.
+            within: keep only the rows whose column (target name) lies in this range: one
+                partition's slice of a source that holds many. The others are skipped and
+                counted in the run log; Parquet row groups outside it are not read at all.
 
         Raises:
             FetchError: on first use or later: the location could not be read, a row is
@@ -175,7 +192,10 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         for dtype in (dtypes or {}).values():
             check_dtype(dtype)
         shown = redact(location)
-        path_part = location.split("?", 1)[0].split("#", 1)[0]
+        # A URL's query and fragment are not part of its name; in a path (and an object key)
+        # "?" is a glob character.
+        web = location.lower().startswith(("http://", "https://", "file://"))
+        path_part = location.split("?", 1)[0].split("#", 1)[0] if web else location
         named, gzip_name = infer_format(path_part)
         chosen = file_format(format) if format else named
         if chosen is None:
@@ -189,6 +209,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
         where = Where(shown, chosen.name)
         source = Source.parse(location, where, gzip_name=gzip_name)
+        keep = RowSlice(within) if isinstance(within, KeyRange) else within
+        back = {target: source_name for source_name, target in (rename or {}).items()}
         shape = Shape(
             where,
             rename=rename or {},
@@ -204,6 +226,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             read_options=options,
             text_columns=shape.text_columns(),
             columns=shape.source_columns(),
+            within=keep,
+            within_column=None if keep is None else back.get(keep.column, keep.column),
         )
         return self._frames(chosen, source, shape, read)
 
@@ -211,17 +235,42 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest
     ) -> Generator[pd.DataFrame, None, None]:
         attempt = 0
+        keep = read.within
+        secrets = source.secrets
+        if source.store is not None:
+            secrets = Secrets(secrets.values | source.store.secrets().values)
         while True:
             yielded = False
+            skipped = [0]
+            counted = dataclasses.replace(read, skipped=_adder(skipped))
             try:
                 with contextlib.ExitStack() as stack:
-                    for frame in self._raw_chunks(chosen, source, read, stack):
-                        chunk = shape(frame)
+                    empty: pd.DataFrame | None = None
+                    current: list[Where] = []
+                    for frame in self._raw_chunks(chosen, source, counted, stack, current):
+                        chunk = _in_file(shape, frame, source.where, current)
+                        if keep is not None:
+                            chunk, dropped = keep.frame(chunk, source.where)
+                            skipped[0] += dropped
+                            if not len(chunk):
+                                # Held back: a slice with no rows still gives one empty frame.
+                                empty = chunk
+                                continue
                         yielded = True
                         yield chunk
+                    if keep is not None and not yielded and empty is not None:
+                        yielded = True
+                        yield empty
+                if keep is not None and skipped[0]:
+                    (self._log or _logger).info(
+                        "%s: skipped %s rows outside %s",
+                        source.where.location,
+                        f"{skipped[0]:,}",
+                        keep.label,
+                    )
                 return
             except FetchError as exc:
-                failure = scrubbed(exc, source.secrets)
+                failure = scrubbed(exc, secrets)
                 retry = not yielded and exc.transient and attempt < self.retries
             if not retry:
                 # Raised here, outside the except block: a scrubbed copy must not carry the
@@ -239,16 +288,136 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             time.sleep(pause)
 
     def _raw_chunks(
-        self, chosen: FileFormat, source: Source, read: ReadRequest, stack: contextlib.ExitStack
+        self,
+        chosen: FileFormat,
+        source: Source,
+        read: ReadRequest,
+        stack: contextlib.ExitStack,
+        current: list[Where],
     ) -> Iterator[pd.DataFrame]:
-        if chosen.read_file is not None and source.path is not None and not source.gzip_name:
-            return chosen.read_file(source.path, read)
-        stream = open_bytes(
-            source, stack, timeout=self.timeout, headers=self.headers, user_agent=self.user_agent
-        )
+        files = None if source.url is not None else self._files(chosen, source)
+        single = files is None or (len(files.paths) == 1 and source.store is None)
+        if files is not None and chosen.read_file is not None and not source.gzip_name:
+            return chosen.read_file(files, read)
+        if not single:
+            assert files is not None
+            return self._each_file(chosen, files, read, current)
+        if files is not None and source.store is not None:
+            stream = self._open_in_store(files, files.paths[0], source.where, stack)
+        else:
+            stream = open_bytes(
+                source,
+                stack,
+                timeout=self.timeout,
+                headers=self.headers,
+                user_agent=self.user_agent,
+            )
         if chosen.read_stream is not None:
             return chosen.read_stream(stream, read)
         assert chosen.read_file is not None, "a format has a stream or a file reader"
         path = download(stream, source.where, suffix=chosen.extensions[0])
         stack.callback(path.unlink, missing_ok=True)
-        return chosen.read_file(path, read)
+        return chosen.read_file(_one_local_file(str(path), source.where), read)
+
+    def _files(self, chosen: FileFormat, source: Source) -> FileSet:
+        """The files a path or object-store location names (one, or a directory's or a
+        glob's), listed now: a pattern matching nothing fails before anything is read."""
+        if source.store is not None:
+            assert source.store_path is not None
+            store, where = source.store, source.where
+            filesystem = store.open(where, timeout=self.timeout)
+            scheme = store.scheme
+            return list_files(
+                filesystem,
+                source.store_path,
+                where,
+                extensions=chosen.extensions,
+                location=lambda p: f"{scheme}://{p}",
+                store=store,
+            )
+        assert source.path is not None, "a source is a path, a URL or an object"
+        path = source.path.as_posix()
+        if not has_glob(path) and not source.path.is_dir():
+            return _one_local_file(path, source.where)
+        return list_files(
+            pafs.LocalFileSystem(),
+            path,
+            source.where,
+            extensions=chosen.extensions,
+            location=lambda p: p,
+        )
+
+    def _open_in_store(
+        self, files: FileSet, path: str, where: Where, stack: contextlib.ExitStack
+    ) -> Any:
+        assert files.store is not None
+        try:
+            raw = files.filesystem.open_input_stream(path, compression=None)
+        except OSError as exc:
+            raise store_error(files.store, where, "cannot open it", exc) from None
+        return open_raw(raw, where, stack, gzip_name=infer_format(path)[1], timeout=self.timeout)
+
+    def _each_file(
+        self, chosen: FileFormat, files: FileSet, read: ReadRequest, current: list[Where]
+    ) -> Iterator[pd.DataFrame]:
+        """The files' chunks one file after another, each file's errors naming that file
+        (``current`` says which file the chunk came from). A file without any data (not even
+        a header) adds nothing, unless all are so."""
+        assert chosen.read_stream is not None
+        given = False
+        for number, path in enumerate(files.paths, 1):
+            where = files.where(path, chosen.name)
+            current[:] = [where]
+            with contextlib.ExitStack() as one:
+                if files.store is not None:
+                    stream = self._open_in_store(files, path, where, one)
+                else:
+                    local = Source.parse(path, where, gzip_name=infer_format(path)[1])
+                    stream = open_bytes(
+                        local,
+                        one,
+                        timeout=self.timeout,
+                        headers=self.headers,
+                        user_agent=self.user_agent,
+                    )
+                for frame in chosen.read_stream(stream, dataclasses.replace(read, where=where)):
+                    blank = frame.columns.empty and not len(frame)
+                    if blank and (given or number < len(files.paths)):
+                        continue
+                    given = True
+                    yield frame
+
+
+def _one_local_file(path: str, where: Where) -> FileSet:
+    """One local file, shown in messages as ``where`` shows the location it came from."""
+    parent = str(Path(path).parent.as_posix())
+    return FileSet(pafs.LocalFileSystem(), (path,), parent, lambda _: where.location)
+
+
+def _in_file(shape: Shape, frame: pd.DataFrame, where: Where, current: list[Where]) -> pd.DataFrame:
+    """``shape(frame)``, whose errors name the file of many the chunk came from."""
+    try:
+        return shape(frame)
+    except FetchError as exc:
+        if not current:
+            raise
+        file = current[0]
+        detail = str(exc).removeprefix(f"{where.format} from {where.location}: ")
+        failure = FetchError(
+            f"{where.format} from {where.location}, file {file.location}: {detail}",
+            location=file.location,
+            format=exc.format,
+            status=exc.status,
+            line=exc.line,
+            row=exc.row,
+            column=exc.column,
+            transient=exc.transient,
+        )
+    raise failure
+
+
+def _adder(total: list[int]) -> Callable[[int], None]:
+    def add(n: int) -> None:
+        total[0] += n
+
+    return add

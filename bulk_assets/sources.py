@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._fetch_slice import RowSlice
 from ._location import fill
 from .specs import DatasetSpec, FetchSource
 
@@ -22,6 +23,9 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
     source = spec.source
     if isinstance(source, FetchSource):
         location = _format_location(source.location, partition)
+        within = None
+        if partition.range is not None and source.filters_slice:
+            within = RowSlice(partition.range, name=partition.key or "")
 
         def fetched() -> Any:
             return fetcher.frames(
@@ -32,6 +36,7 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
                 columns=source.columns,
                 chunk_rows=spec.chunk_size,
                 read_options=source.read_options or None,
+                within=within,
             )
 
         return fetched
