@@ -59,7 +59,7 @@ def list_files(
     Raises:
         FetchError: nothing matches, the path does not exist, or the store refused the listing.
     """
-    doing = f"listing {where.location}"
+    doing = f"{'listing' if has_glob(path) else 'looking up'} {where.location}"
     try:
         if has_glob(path):
             base = _prefix(path)

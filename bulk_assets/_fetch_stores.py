@@ -24,8 +24,10 @@ from ._fetch_errors import FetchError, Where
 
 __all__ = ["STORES", "ObjectStore", "store_error"]
 
-# Arrow's error codes (from the AWS SDK) of failures that a later attempt may not meet.
+# Arrow's error codes (from the AWS SDK) of failures that a later attempt may not meet, and
+# of credentials the store refused.
 _TRANSIENT = ("NETWORK_CONNECTION", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE")
+_REFUSED = ("ACCESS_DENIED", "SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "403")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class ObjectStore:
     title: str
     connect: Callable[[float], pafs.FileSystem]
     secret_env: tuple[str, ...] = ()
+    #: Where the credentials come from, for a message about refused ones.
+    credentials: str = ""
 
     def secrets(self) -> Secrets:
         return Secrets(frozenset(v for name in self.secret_env if (v := os.environ.get(name))))
@@ -54,8 +58,12 @@ def store_error(store: ObjectStore, where: Where, doing: str, exc: BaseException
     text = store.secrets().scrub(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, FileNotFoundError):
         return where.error(f"{doing}: no such object in {store.title}")
+    hint = ""
+    if store.credentials and any(code in text for code in _REFUSED):
+        hint = f"; the store refused the credentials: check {store.credentials}"
     return where.error(
-        f"{doing} ({store.title}): {text}", transient=any(code in text for code in _TRANSIENT)
+        f"{doing} ({store.title}): {text}{hint}",
+        transient=any(code in text for code in _TRANSIENT),
     )
 
 
@@ -95,10 +103,20 @@ def _azure(timeout: float) -> pafs.FileSystem:
 STORES: dict[str, ObjectStore] = {
     store.scheme: store
     for store in (
-        ObjectStore("s3", "S3", _s3, ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")),
-        ObjectStore("gs", "Google Cloud Storage", _gcs),
         ObjectStore(
-            "az", "Azure Blob Storage", _azure, ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_CLIENT_SECRET")
+            "s3",
+            "S3",
+            _s3,
+            ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_ENDPOINT_URL",
+        ),
+        ObjectStore("gs", "Google Cloud Storage", _gcs, (), "GOOGLE_APPLICATION_CREDENTIALS"),
+        ObjectStore(
+            "az",
+            "Azure Blob Storage",
+            _azure,
+            ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_CLIENT_SECRET"),
+            "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY",
         ),
     )
 }
