@@ -14,7 +14,7 @@ from ._catalog import (
     describe_table,
 )
 from ._guards import round_trip
-from ._identifiers import check_identifier, quote_ident
+from ._identifiers import check_identifier, qualified, quote_ident
 from ._locks import CREATE, SLICE, lock
 from ._progress import Stats
 from ._request import WriteRequest
@@ -76,6 +76,19 @@ async def resolve_target(
                 first, request.table, schema=request.schema, key_columns=request.key_columns
             )
         )
+        leading_key = request.key_columns[0] if request.key_columns else None
+        if (
+            isinstance(request.replace, KeyRange)
+            and request.replace.column in columns
+            and request.replace.column != leading_key  # the primary key's index serves
+        ):
+            # Every replace of a slice DELETEs by this column: without an index each one scans
+            # the whole table, so the 100th partition's load costs 100 times the first's.
+            # Created with the table, in its transaction, before anyone else can see it.
+            await conn.execute(
+                f"CREATE INDEX ON {qualified(request.schema, request.table)} "
+                f"({quote_ident(request.replace.column)})"
+            )
         info = await describe_table(conn, request.table, schema=request.schema)
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
