@@ -11,6 +11,7 @@ its columns."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from ._fetch_files import FileSet
 from ._fetch_read import ReadRequest
 from ._fetch_stores import store_error
 
-__all__ = ["parquet_chunks"]
+__all__ = ["parquet_chunks", "row_group_of"]
 
 _PARQUET_MAGIC = b"PAR1"
 # Header magic, footer length (4 bytes) and footer magic: nothing shorter is a Parquet file.
@@ -42,6 +43,11 @@ _NULLABLE: dict[pa.DataType, Any] = {
     pa.bool_(): pd.BooleanDtype(),
 }
 _ERRORS = (pa.ArrowException, OSError)
+# A column added to each batch: the row's position in the whole dataset, kept through the
+# slice filter so that an error can name the row in the file, not in what the filter kept.
+_POSITION = "__bulk_assets_position__"
+# The frame attribute listing (first row, file, row group id) of the row groups read.
+_SEEN = "bulk_assets.parquet_row_groups"
 
 
 def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
@@ -67,10 +73,12 @@ def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
     where_clause = None
     if read.within is not None and read.within_column is not None:
         where_clause = read.within.expression(dataset.schema, read.within_column)
-    pending = dataset.schema.empty_table()
-    if wanted is not None:
-        pending = pending.select(wanted)
-    position = done = skipped = 0
+    reading = wanted
+    if wanted is not None and where_clause is not None and read.within_column not in wanted:
+        reading = [*wanted, str(read.within_column)]  # read for the filter, then dropped
+    pending = _empty(dataset.schema, wanted)
+    position = done = 0
+    seen: list[tuple[int, str, int]] = []
     fragments = sorted(dataset.get_fragments(), key=lambda f: str(f.path))
     for fragment in fragments:
         where = files.where(fragment.path, read.where.format)
@@ -78,31 +86,62 @@ def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
         for group in groups:
             rows = group.num_rows
             if kept is not None and group.id not in kept:
-                skipped, position = skipped + rows, position + rows
+                position += rows
                 continue
+            seen.append((position, where.location, group.id))
             piece = fragment.subset(row_group_ids=[group.id])
             got = 0
             try:
                 for batch in piece.to_batches(
-                    schema=dataset.schema,
-                    columns=wanted,
-                    filter=where_clause,
-                    batch_size=chunk_rows,
+                    schema=dataset.schema, columns=reading, batch_size=chunk_rows
                 ):
+                    table = _numbered(batch, position + got)
                     got += batch.num_rows
-                    pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+                    if where_clause is not None:
+                        table = table.filter(where_clause)
+                    if reading is not wanted:
+                        table = table.drop_columns([str(read.within_column)])
+                    pending = pa.concat_tables([pending, table])
                     while pending.num_rows >= chunk_rows:
-                        yield _to_pandas(pending.slice(0, chunk_rows))
+                        yield _to_pandas(pending.slice(0, chunk_rows), seen)
                         pending, done = pending.slice(chunk_rows), done + chunk_rows
             except _ERRORS as exc:
                 raise _corrupt(
                     piece, dataset.schema, wanted, where, group.id, position, exc
                 ) from exc
-            skipped, position = skipped + rows - got, position + rows
+            position += rows
+    # Every row not handed on was skipped: in pruned row groups or by the filter.
+    skipped = position - done - pending.num_rows
     if read.skipped is not None and skipped:
         read.skipped(skipped)
     if pending.num_rows or not done:
-        yield _to_pandas(pending)
+        yield _to_pandas(pending, seen)
+
+
+def row_group_of(frame: pd.DataFrame, row: int) -> tuple[str, int] | None:
+    """The file and row group that the dataset's ``row`` came from, for a chunk this reader
+    yielded; None for any other frame."""
+    seen = frame.attrs.get(_SEEN)
+    if not seen:
+        return None
+    index = bisect.bisect_right([first for first, _, _ in seen], row) - 1
+    if index < 0:
+        return None
+    _, location, group = seen[index]
+    return location, group
+
+
+def _empty(schema: pa.Schema, wanted: list[str] | None) -> pa.Table:
+    table = schema.empty_table()
+    if wanted is not None:
+        table = table.select(wanted)
+    return table.append_column(_POSITION, pa.array([], type=pa.int64()))
+
+
+def _numbered(batch: pa.RecordBatch, first: int) -> pa.Table:
+    """``batch`` with each row's position in the whole dataset, which survives the filter."""
+    positions = pa.array(range(first, first + batch.num_rows), type=pa.int64())
+    return pa.Table.from_batches([batch]).append_column(_POSITION, positions)
 
 
 def _row_groups(
@@ -170,5 +209,11 @@ def _check_complete(files: FileSet, path: str) -> None:
         raise where.error(f"truncated: the file ({size:,} bytes) ends before its footer")
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(types_mapper=_NULLABLE.get)
+def _to_pandas(table: pa.Table, seen: list[tuple[int, str, int]]) -> pd.DataFrame:
+    """The chunk, indexed by each row's position in the whole dataset (rows a filter left out
+    leave gaps), with the row groups read so far for messages naming one."""
+    positions = table.column(_POSITION).to_numpy()
+    frame = table.drop_columns([_POSITION]).to_pandas(types_mapper=_NULLABLE.get)
+    frame.index = pd.Index(positions)
+    frame.attrs[_SEEN] = list(seen)
+    return frame

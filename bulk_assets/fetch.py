@@ -22,6 +22,7 @@ from resources._retry import backoff
 from ._fetch_errors import FetchError, Where, redact, scrubbed
 from ._fetch_files import FileSet, has_glob, list_files
 from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
+from ._fetch_located import Located
 from ._fetch_read import ReadRequest
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_slice import RowSlice
@@ -247,8 +248,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 with contextlib.ExitStack() as stack:
                     empty: pd.DataFrame | None = None
                     current: list[Where] = []
+                    located = Located(shape, source.where, current)
                     for frame in self._raw_chunks(chosen, source, counted, stack, current):
-                        chunk = _in_file(shape, frame, source.where, current)
+                        chunk = located(frame)
                         if keep is not None:
                             chunk, dropped = keep.frame(chunk, source.where)
                             skipped[0] += dropped
@@ -392,28 +394,6 @@ def _one_local_file(path: str, where: Where) -> FileSet:
     """One local file, shown in messages as ``where`` shows the location it came from."""
     parent = str(Path(path).parent.as_posix())
     return FileSet(pafs.LocalFileSystem(), (path,), parent, lambda _: where.location)
-
-
-def _in_file(shape: Shape, frame: pd.DataFrame, where: Where, current: list[Where]) -> pd.DataFrame:
-    """``shape(frame)``, whose errors name the file of many the chunk came from."""
-    try:
-        return shape(frame)
-    except FetchError as exc:
-        if not current:
-            raise
-        file = current[0]
-        detail = str(exc).removeprefix(f"{where.format} from {where.location}: ")
-        failure = FetchError(
-            f"{where.format} from {where.location}, file {file.location}: {detail}",
-            location=file.location,
-            format=exc.format,
-            status=exc.status,
-            line=exc.line,
-            row=exc.row,
-            column=exc.column,
-            transient=exc.transient,
-        )
-    raise failure
 
 
 def _adder(total: list[int]) -> Callable[[int], None]:

@@ -245,3 +245,33 @@ def test_a_hive_tree_of_parquet_reads_its_keys_as_columns(tmp_path: Path) -> Non
         Fetcher().frames(str(tmp_path / "tree/**/*.parquet"), dtypes=DTYPES, within=MARCH)
     )
     assert march["id"].tolist() == march_ids()
+
+
+def test_a_bad_parquet_value_is_named_by_its_row_in_the_file_and_its_row_group(
+    tmp_path: Path,
+) -> None:
+    frame = year_frame().assign(amount=lambda f: f["amount"].astype(str))
+    frame.loc[70, "amount"] = "x"  # 2026-03-12: the 12th row the March filter keeps
+    path = tmp_path / "year.parquet"
+    pq.write_table(pa.Table.from_pandas(frame), path, row_group_size=31)
+    for within in (MARCH, None):
+        with pytest.raises(FetchError) as info:
+            list(Fetcher().frames(str(path), dtypes=DTYPES, within=within, chunk_rows=8))
+        error = info.value
+        assert "column 'amount', row 70 (row group 2)" in str(error)
+        assert (error.row, error.column) == (70, "amount")
+
+
+def test_a_bad_value_in_a_hive_tree_names_its_file(tmp_path: Path) -> None:
+    frame = year_frame().assign(amount=lambda f: f["amount"].astype(str))
+    frame.loc[40, "amount"] = "x"
+    for month in (1, 2):
+        folder = tmp_path / f"month={month}"
+        folder.mkdir()
+        part = frame[frame["at"].dt.month == month]
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), folder / "p.parquet")
+    with pytest.raises(FetchError) as info:
+        list(Fetcher().frames(str(tmp_path), format="parquet", dtypes=DTYPES))
+    error = info.value
+    assert f"file {tmp_path}/month=2/p.parquet" in str(error)
+    assert "row 40 (row group 0)" in str(error) and error.location.endswith("month=2/p.parquet")
