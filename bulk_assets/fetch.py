@@ -45,7 +45,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
     """Reads datasets from URLs or paths in chunks.
 
     ``frames`` streams CSV (``.csv``, ``.csv.gz``), JSON Lines (``.jsonl``, ``.ndjson``) and
-    Parquet from an http(s) URL, a file URL or a local path as DataFrames of ``chunk_rows`` rows
+    Parquet from an http(s) URL, a file URL, a local path, a glob or folder of files, or an
+    ``s3://`` / ``gs://`` / ``az://`` object or prefix, as DataFrames of ``chunk_rows`` rows
     (CSV and JSON Lines: fewer once a chunk holds ``chunk_bytes`` bytes): a multi-GB file never
     sits in memory whole, and a record past ``max_line_bytes`` is refused. Each call returns a
     fresh, lazy generator (nothing connects until the first chunk is asked for), so a writer given
@@ -299,8 +300,13 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
     ) -> Iterator[pd.DataFrame]:
         files = None if source.url is not None else self._files(chosen, source)
         single = files is None or (len(files.paths) == 1 and source.store is None)
-        if files is not None and chosen.read_file is not None and not source.gzip_name:
-            return chosen.read_file(files, read)
+        if files is not None and chosen.read_file is not None:
+            if not source.gzip_name:
+                return chosen.read_file(files, read)
+            if not single:
+                raise source.where.error(
+                    f"gzipped {chosen.title} is read from one local file or URL at a time"
+                )
         if not single:
             assert files is not None
             return self._each_file(chosen, files, read, current)
