@@ -203,3 +203,13 @@ def test_a_monthly_dataset_over_one_object_loads_its_month(
     assert result.success
     ids = [r["id"] for r in db.fetch(f'SELECT id FROM "{schema}".rows ORDER BY id')]
     assert ids == list(range(32, 60))
+
+
+def test_an_unreachable_endpoint_is_transient_and_named(
+    aws: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(FetchError, match="NETWORK_CONNECTION") as info:
+        read(f"s3://{BUCKET}/one/rows.csv")
+    assert f"csv from s3://{BUCKET}/one/rows.csv" in str(info.value)
+    assert info.value.retryable  # the Fetcher's own retries apply, as for HTTP
