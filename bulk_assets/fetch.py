@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import time
@@ -249,7 +250,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 with contextlib.ExitStack() as stack:
                     empty: pd.DataFrame | None = None
                     current: list[Where] = []
-                    located = Located(shape, source.where, current)
+                    # A fresh copy each attempt: the shape counts rows, and an attempt may have
+                    # shaped (and filtered away) chunks before failing.
+                    located = Located(copy.copy(shape), source.where, current)
                     for frame in self._raw_chunks(chosen, source, counted, stack, current):
                         chunk = located(frame)
                         if keep is not None:
