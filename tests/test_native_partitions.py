@@ -240,11 +240,6 @@ def test_another_partition_key_or_a_plain_table_fall_back(
     assert "the table is not partitioned" in caplog.text
 
 
-def test_native_partitions_needs_a_key_range(writer: PostgresBulkWriter, schema: str) -> None:
-    with pytest.raises(ValueError, match="native_partitions"):
-        writer.write("items", rows(1, 3), schema=schema, replace=True, native_partitions=True)
-
-
 async def _probe(dsn: str, sql: str, *, lock_timeout: str) -> float:
     """Seconds ``sql`` took, or raise LockNotAvailableError after ``lock_timeout``."""
     conn = await asyncpg.connect(dsn)
