@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,7 +19,18 @@ import pandas as pd
 import pytest
 from _support import content_hash, q
 from conftest import Db
+from dagster import DagsterInstance, ResolutionContext, materialize
+from dagster_shared.yaml_utils import parse_yaml_with_source_position
 
+from bulk_assets import (
+    DatasetsComponent,
+    DatasetSpec,
+    Fetcher,
+    GeneratedSource,
+    Partition,
+    build_asset,
+)
+from bulk_assets.generators import users_frame
 from resources import BadValueError, BulkWriteError, KeyRange, PostgresBulkWriter
 
 SLICE = KeyRange("id", 1, 1_001)
@@ -29,7 +42,7 @@ def rows(lo: int, hi: int, label: str = "a") -> pd.DataFrame:
 
 
 def table_hash(db: Db, table: str) -> str:
-    return content_hash(db.fetch(f"SELECT * FROM {table} ORDER BY id, label"))
+    return content_hash(db.fetch(f"SELECT * FROM {table} ORDER BY 1, 2"))
 
 
 def dead_tuples(db: Db, table: str) -> int:
@@ -303,3 +316,60 @@ def test_concurrent_replaces_of_one_partition_take_turns(
     assert not errors
     labels = db.fetch(f"SELECT left(label, 1) AS l, count(*) AS n FROM {ranged} GROUP BY 1")
     assert len(labels) == 1 and labels[0]["n"] == 1_000
+
+
+def native_users(part: Partition) -> pd.DataFrame:
+    """Generated rows of one partition, for the YAML dataset below."""
+    return users_frame(part.start, part.end)
+
+
+def test_a_yaml_dataset_with_native_partitions_materializes_idempotently(
+    tmp_path: Path, search_path_dsn: str, db: Db, schema: str
+) -> None:
+    path = tmp_path / "defs.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            type: bulk_assets.DatasetsComponent
+            attributes:
+              datasets:
+                - name: native_users
+                  table: native_users
+                  create: true
+                  native_partitions: true
+                  source: {function: "test_native_partitions:native_users"}
+                  partitions_def: {type: chunks, column: id, size: 1000, count: 3}
+            """
+        ).lstrip()
+    )
+    tree = parse_yaml_with_source_position(path.read_text(), filename=str(path))
+    model = DatasetsComponent.get_model_cls().model_validate(tree.value["attributes"])
+    context = ResolutionContext.default(tree.source_position_tree).at_path("attributes")
+    component = DatasetsComponent.resolve_from_model(context, model)
+    (spec,) = component.datasets
+    assert spec.native_partitions
+    resources = {"writer": PostgresBulkWriter(dsn=search_path_dsn), "fetcher": Fetcher()}
+    instance = DagsterInstance.ephemeral()
+    hashes = []
+    for key in ("0001-1000", "1001-2000", "0001-1000", "1001-2000"):
+        result = materialize(
+            [build_asset(spec)], resources=resources, instance=instance, partition_key=key
+        )
+        assert result.success
+        hashes.append(table_hash(db, f"{q(schema)}.native_users"))
+    assert hashes[1] == hashes[3]
+    assert [name for name, _ in children(db, f"{q(schema)}.native_users")] == [
+        "native_users_1",
+        "native_users_1001",
+    ]
+    assert dead_tuples(db, f"{q(schema)}.native_users") == 0
+
+
+def test_native_partitions_needs_a_partitioned_replace() -> None:
+    with pytest.raises(ValueError, match="native_partitions replaces one partition"):
+        DatasetSpec(
+            name="plain",
+            table="plain",
+            source=GeneratedSource(function=native_users),
+            native_partitions=True,
+        )
