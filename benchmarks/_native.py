@@ -100,16 +100,13 @@ def _run(
     fresh = _size(writer, parent)
     out["fresh_bytes"] = fresh
 
-    empty = []
-    for _ in range(REPLACES):
+    def empty_load() -> float:
         writer.execute(f"DROP TABLE IF EXISTS {quote(schema)}.{quote(EMPTY)}")
         writer.execute(f"CREATE TABLE {quote(schema)}.{quote(EMPTY)} {_DDL}")
         frame = _frame(lo, hi)
         started = time.perf_counter()
         writer.write(EMPTY, frame, schema=schema)
-        empty.append(time.perf_counter() - started)
-    writer.execute(f"DROP TABLE {quote(schema)}.{quote(EMPTY)}")
-    out["empty_load_seconds"] = statistics.median(empty)
+        return time.perf_counter() - started
 
     def native(n: int) -> None:
         writer.write(
@@ -125,33 +122,43 @@ def _run(
 
     ways = {"truncate_copy_freeze": native, "swap_detach_attach": swap, "delete_copy": delete}
     results = []
+    empties: list[float] = []
     for name, replace in ways.items():
-        times = []
+        times, ratios = [], []
         for n in range(REPLACES):
+            # An empty-table load beside each replace: this machine's speed drifts by 2x
+            # within minutes (shared; load average 6 to 10), and the pair drifts together.
+            empties.append(empty_load())
             started = time.perf_counter()
             replace(n)
             times.append(time.perf_counter() - started)
+            ratios.append(times[-1] / empties[-1])
         median = statistics.median(times)
+        dead, size = _dead(writer, child), _size(writer, parent)
+        in_slice = writer.fetch(
+            f"SELECT count(*) AS n FROM {parent} WHERE id >= $1 AND id < $2", lo, hi
+        )[0]["n"]
+        waits = asyncio.run(
+            _reader_wait(dsn, parent, part, functools.partial(replace, REPLACES), median)
+        )
         results.append(
             {
                 "name": name,
                 "seconds": median,
                 "rounds": times,
-                "x_empty_load": median / out["empty_load_seconds"],
-                "dead_tuples": _dead(writer, child),
-                "bytes": _size(writer, parent),
-                "x_fresh_size": _size(writer, parent) / fresh,
-                "rows_in_slice": writer.fetch(
-                    f"SELECT count(*) AS n FROM {parent} WHERE id >= $1 AND id < $2", lo, hi
-                )[0]["n"],
-                "other_reader_wait_seconds": asyncio.run(
-                    _reader_wait(dsn, parent, part, functools.partial(replace, REPLACES), median)
-                ),
+                "x_empty_load": statistics.median(ratios),
+                "dead_tuples": dead,
+                "bytes": size,
+                "x_fresh_size": size / fresh,
+                "rows_in_slice": in_slice,
+                "other_reader_wait_seconds": waits,
             }
         )
         # The next way starts from a table without dead tuples, as the first did.
         writer.execute(f"VACUUM {parent}")
+    writer.execute(f"DROP TABLE {quote(schema)}.{quote(EMPTY)}")
     out["cases"] = results
+    out["empty_load_seconds"] = statistics.median(empties)
 
 
 def _swap(writer: PostgresBulkWriter, schema: str, slice_: KeyRange, frame: pd.DataFrame) -> None:
@@ -176,11 +183,17 @@ def _swap(writer: PostgresBulkWriter, schema: str, slice_: KeyRange, frame: pd.D
 
 async def _reader_wait(
     dsn: str, parent: str, part: int, replace: Any, replace_seconds: float
-) -> float:
+) -> dict[str, float]:
     """The longest a short query on a third partition waited while ``replace`` ran and a
-    reader of another partition kept its transaction open for twice the replace's time."""
+    reader of another partition kept its transaction open for twice the replace's time; by
+    a custom plan (pruned while planning: only that partition is locked) and by a generic
+    one (PostgreSQL up to 17 locks every partition before pruning at run time)."""
     hold = max(0.5, 2 * replace_seconds)
-    reader, prober = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    reader = await asyncpg.connect(dsn)
+    probers = {
+        plan: await asyncpg.connect(dsn, server_settings={"plan_cache_mode": f"force_{plan}_plan"})
+        for plan in ("custom", "generic")
+    }
     try:
         await reader.execute("BEGIN")
         await reader.fetchval(f"SELECT count(*) FROM {parent} WHERE id >= 1 AND id < $1", part)
@@ -191,18 +204,25 @@ async def _reader_wait(
 
         released = asyncio.create_task(release())
         task = asyncio.get_running_loop().run_in_executor(None, replace)
-        longest = 0.0
-        while not task.done():
-            started = time.perf_counter()
-            await prober.fetchval(f"SELECT count(*) FROM {parent} WHERE id = $1", 3 * part)
-            longest = max(longest, time.perf_counter() - started)
-            await asyncio.sleep(_PROBE_EVERY)
+        longest = dict.fromkeys(probers, 0.0)
+
+        async def probe(plan: str) -> None:
+            while not task.done():
+                started = time.perf_counter()
+                await probers[plan].fetchval(
+                    f"SELECT count(*) FROM {parent} WHERE id = $1", 3 * part
+                )
+                longest[plan] = max(longest[plan], time.perf_counter() - started)
+                await asyncio.sleep(_PROBE_EVERY)
+
+        await asyncio.gather(*(probe(plan) for plan in probers))
         await task
         await released
         return longest
     finally:
         await reader.close()
-        await prober.close()
+        for conn in probers.values():
+            await conn.close()
 
 
 def _size(writer: PostgresBulkWriter, parent: str) -> int:
@@ -240,17 +260,19 @@ def render(native: dict[str, Any]) -> list[str]:
         "",
         f"Initial load (100 first loads, each a new table ATTACHed): "
         f"{native['initial_load_seconds']:.1f} s. Loading the partition's rows into an empty "
-        f"table of the same shape: {native['empty_load_seconds']:.3f} s (median). Load "
+        f"table of the same shape, once beside each replace: {native['empty_load_seconds']:.3f} "
+        "s (median); x empty load: the median of each replace over its own. Load "
         f"average (1, 5, 15 min) before: {_load(native['load_before'])}; after: "
         f"{_load(native['load_after'])}.",
         "",
-        "| way | seconds (median) | x empty load | dead tuples after | size x fresh load "
-        "| longest wait of another partition's reader |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| way | seconds (median) | x empty load (paired) | dead tuples after | size x fresh "
+        "load | another partition's reader waited: custom plan | generic plan |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {c['name']} | {c['seconds']:.3f} | {c['x_empty_load']:.2f} | {c['dead_tuples']:,} "
-        f"| {c['x_fresh_size']:.4f} | {c['other_reader_wait_seconds']:.3f} s |"
+        f"| {c['x_fresh_size']:.4f} | {c['other_reader_wait_seconds']['custom']:.3f} s "
+        f"| {c['other_reader_wait_seconds']['generic']:.3f} s |"
         for c in native["cases"]
     ]
     return lines

@@ -132,7 +132,8 @@ def test_quick_native_section_replaces_one_partition_three_ways(
     for case in cases.values():
         assert len(case["rounds"]) == native["replaces"] == 10
         assert case["seconds"] > 0 and case["rows_in_slice"] == 20
-        assert case["x_empty_load"] == pytest.approx(case["seconds"] / native["empty_load_seconds"])
+        assert case["x_empty_load"] > 0
+        assert set(case["other_reader_wait_seconds"]) == {"custom", "generic"}
     assert cases["truncate_copy_freeze"]["dead_tuples"] == 0
     assert cases["swap_detach_attach"]["dead_tuples"] == 0
     assert "## Native partitions" in markdown.read_text()
