@@ -373,3 +373,21 @@ def test_native_partitions_needs_a_partitioned_replace() -> None:
             source=GeneratedSource(function=native_users),
             native_partitions=True,
         )
+
+
+def test_a_referenced_table_loads_natively_then_replaces_by_delete(
+    writer: PostgresBulkWriter, db: Db, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TRUNCATE refuses a table a foreign key references; a first load needs none."""
+    table = f"{q(schema)}.items"
+    db.execute(
+        f"CREATE TABLE {table} (id bigint, label text, PRIMARY KEY (id)) PARTITION BY RANGE (id);"
+        f"CREATE TABLE {q(schema)}.refs (id bigint REFERENCES {table} (id))"
+    )
+    write(writer, schema, rows(1, 1_001), SLICE)
+    assert [name for name, _ in children(db, table)] == ["items_1"]
+    with caplog.at_level(logging.INFO):
+        result = write(writer, schema, rows(1, 1_001, "b"), SLICE)
+    assert "refs references the table by a foreign key" in caplog.text
+    assert result.rows_deleted == 1_000
+    assert db.fetchval(f"SELECT count(*) FROM {table} WHERE label LIKE 'b%'") == 1_000
