@@ -65,15 +65,22 @@ _FALSE = ("f", "false", "0", "no", "n", "off")
 _TRUE_VALUES = sorted({v for t in _TRUE for v in (t, t.upper(), t.capitalize())})
 _FALSE_VALUES = sorted({v for f in _FALSE for v in (f, f.upper(), f.capitalize())})
 _INTEGERS = frozenset({"int2", "int4", "int8"})
-_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:]+): (.*)", re.S)
+_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): (.*)", re.S)
+# numeric(p, s) as the writer passes it; Arrow's decimal128 holds up to 38 digits.
+_NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
+_MAX_DECIMAL_DIGITS = 38
 _NO_ZONE = "expected a zone offset"
 
 
-def arrow_type(base_type: str) -> pa.DataType | None:
-    """The Arrow type a CSV column is parsed as for a PostgreSQL column of ``base_type``;
-    ``None``: it stays text."""
+def arrow_type(base_type: str) -> pa.DataType:
+    """The Arrow type a CSV column is parsed as for a PostgreSQL column of ``base_type``
+    (``numeric(p,s)`` with its precision and scale); text for any type it cannot parse."""
     if base_type in _INTEGERS:
         return pa.int64()  # the writer checks the column's range, naming the row
+    if (numeric := _NUMERIC.fullmatch(base_type)) is not None:
+        precision, scale = int(numeric.group(1)), int(numeric.group(2))
+        # Parsed exactly by Arrow; a value with more decimals than the scale is refused.
+        return pa.decimal128(precision, scale) if precision <= _MAX_DECIMAL_DIGITS else pa.string()
     return {
         "float4": pa.float64(),
         "float8": pa.float64(),
@@ -168,7 +175,6 @@ class _Parser:
         column_types = {
             name: pa.timestamp("us") if name in self._naive else kind
             for name, kind in self._types.items()
-            if kind is not None
         }
         if as_text is not None:
             column_types[as_text] = pa.string()
@@ -195,7 +201,7 @@ class _Parser:
                 if (
                     name is not None
                     and found is not None
-                    and _NO_ZONE in found.group(3)
+                    and _NO_ZONE in found.group(2)
                     and self._base_types.get(name) == "timestamptz"
                     and name not in self._naive
                 ):

@@ -4,13 +4,19 @@ target table's column types, so that the reader parses each column as that type.
 from __future__ import annotations
 
 import functools
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
 from ._fetch_errors import Where
 
-__all__ = ["ArrowRead", "shaped"]
+__all__ = ["ArrowRead", "read_ahead", "shaped"]
+
+# How long the reading thread waits for room before checking whether the reader was closed.
+_POLL_SECONDS = 0.1
 
 #: Opens the read; given the target columns' PostgreSQL base types (empty: infer them).
 Open = Callable[[Mapping[str, str]], Iterator[pa.RecordBatch]]
@@ -70,3 +76,49 @@ def shaped(
         if columns is not None:
             batch = batch.select(list(columns))
         yield batch
+
+
+def read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches``, the next one parsed in a thread of its own while the caller encodes and
+    sends this one: parsing (pyarrow, outside the GIL) then overlaps the encoding instead of
+    taking turns with it. One batch ahead: memory holds at most one more. Closing this
+    iterator stops the thread and closes ``batches`` (its files and connections) there."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    break
+            else:
+                put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(("error", exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="bulk-assets-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()

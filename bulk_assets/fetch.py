@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr
 from resources._retry import backoff
 
 from ._fetch_arrow_csv import ARROW_CSV_OPTIONS, DEFAULT_NULL_VALUES, csv_batches
-from ._fetch_batches import ArrowRead, shaped
+from ._fetch_batches import ArrowRead, read_ahead, shaped
 from ._fetch_errors import FetchError, Where, redact, scrubbed
 from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
 from ._fetch_read import ReadRequest
@@ -269,11 +269,13 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
 
         def open_(types: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
             by_source = {back.get(name, name): base for name, base in types.items()}
-            return shaped(
-                self._batches(chosen, source, read, by_source, nulls),
-                where,
-                rename=rename or {},
-                columns=columns,
+            return read_ahead(
+                shaped(
+                    self._batches(chosen, source, read, by_source, nulls),
+                    where,
+                    rename=rename or {},
+                    columns=columns,
+                )
             )
 
         return ArrowRead(open_)

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
-from ._arrow_numeric import encode_text_numeric
+from ._arrow_numeric import encode_decimal, encode_text_numeric
 from ._binary_columns import _numeric_words
 from ._binary_copy import _rows as assemble_rows
 from ._binary_fields import Column, Fallback, Part, fixed
@@ -105,6 +105,8 @@ def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
     if base == "numeric":
         if is_int:
             return _encode_int_numeric
+        if pa.types.is_decimal128(arrow_type):
+            return encode_decimal
         return encode_text_numeric if _is_string(arrow_type) else None
     if base == "bool":
         return _encode_bool if pa.types.is_boolean(arrow_type) else None

@@ -1,4 +1,5 @@
-"""``numeric`` from text, as a CSV reader leaves it: exact, each value with its own scale."""
+"""``numeric`` from Arrow decimals (a CSV reader's parse of ``numeric(p,s)``, Parquet's
+decimals) and from text, as a reader leaves an unconstrained numeric: exact, with the scale."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pyarrow.compute as pc
 
 from ._arrow_fields import ArrowColumn
 from ._binary_columns import _numeric_words
-from ._binary_fields import Part, fixed, lengths
+from ._binary_fields import Fallback, Part, fixed, lengths
 from ._display import show
 
-__all__ = ["encode_text_numeric"]
+__all__ = ["encode_decimal", "encode_text_numeric"]
 
 # A plain decimal: digits with at most one point, an optional sign. Anything else (exponents,
 # NaN, spaces) is parsed value by value with Decimal.
@@ -26,6 +27,29 @@ _NUMERIC_NEG = 0x4000
 _NUMERIC_NAN = 0xC000
 _NUMERIC_PINF = 0xD000
 _NUMERIC_NINF = 0xF000
+
+
+def encode_decimal(col: ArrowColumn) -> list[Part]:
+    """decimal128(p, s) whole-column while every value fits 15 digits (the 128-bit integers'
+    high words are then only sign); wider values go the plain way, as Decimal objects."""
+    scale = col.arr.type.scale
+    if scale < 0 or not pa.types.is_decimal128(col.arr.type):
+        raise Fallback
+    words = np.frombuffer(col.arr.buffers()[1], dtype=np.int64).reshape(-1, 2)
+    words = words[col.arr.offset : col.arr.offset + len(col.arr)]
+    low, high = words[:, 0], words[:, 1]
+    valid = ~col.na
+    magnitude = np.abs(low).view(np.uint64)
+    if (valid & ((high != (low >> 63)) | (magnitude >= np.uint64(10**_MAX_DIGITS)))).any():
+        raise Fallback
+    column_scale = col.info.numeric_scale
+    if column_scale is not None and column_scale < scale:
+        # More decimals than the column keeps: only exact multiples pass, as Decimal.quantize.
+        step = np.uint64(10 ** (scale - column_scale))
+        if (valid & (magnitude % step != 0)).any():
+            col.refuse()
+    magnitude = np.where(valid, magnitude, np.uint64(0))
+    return fixed(_numeric_words(magnitude, low < 0, scale, scale), col.na)
 
 
 def encode_text_numeric(col: ArrowColumn) -> list[Part]:

@@ -46,6 +46,20 @@ CASES: list[tuple[str, pa.Array]] = [
     ("numeric", pa.array([1, None, -(2**63), 2**63 - 1], pa.int64())),
     ("numeric(12, 2)", pa.array([1, None, -5, 10**9], pa.int64())),
     ("boolean", pa.array([True, None, False, True])),
+    (
+        "numeric(12, 2)",
+        pa.array(
+            [decimal.Decimal(v) for v in ("1.50", "-3.25", "0", "-0.01")], pa.decimal128(12, 2)
+        ),
+    ),
+    (
+        "numeric",
+        pa.array(
+            [decimal.Decimal("123456789.0001"), None, None, decimal.Decimal("-1")],
+            pa.decimal128(20, 4),
+        ),
+    ),
+    ("numeric(12, 1)", pa.array([decimal.Decimal("1.50"), None, None, None], pa.decimal128(12, 2))),
     ("text", pa.array(["a", None, "", "zß€"], pa.string())),
     ("varchar(3)", pa.array(["abc", None, "", "z"], pa.large_string())),
     ("uuid", pa.array(["12345678-1234-5678-1234-567812345678", None, None, None])),
@@ -93,6 +107,11 @@ def test_an_arrow_column_loads_as_the_plain_path_loads_it(
         ("timestamp", pa.array([0, 1], pa.timestamp("us", tz="UTC")), 0),
         ("timestamptz", pa.array([0, 1], pa.timestamp("us")), 0),
         ("double precision", pa.array([1, 2**62 + 1], pa.int64()), 1),
+        (
+            "numeric(12, 1)",
+            pa.array([decimal.Decimal("1.50"), decimal.Decimal("1.55")], pa.decimal128(12, 2)),
+            1,
+        ),
     ],
 )
 def test_a_refused_value_is_refused_as_the_plain_path_refuses_it(

@@ -148,6 +148,17 @@ def test_a_value_that_does_not_parse_names_its_line_and_leaves_nothing(
     assert _run(dsn, f"SELECT count(*) FROM {q(schema)}.t")[0][0] == 0
 
 
+def test_a_numeric_with_more_decimals_than_its_scale_names_its_line(
+    tmp_path: Path, dsn: str, schema: str, writer: PostgresBulkWriter
+) -> None:
+    path = tmp_path / "n.csv"
+    path.write_text("id,price\n1,1.5\n2,2.25\n3,0.125\n")
+    _run(dsn, f"CREATE TABLE {q(schema)}.t (id int, price numeric(8, 2))")
+    with pytest.raises(FetchError, match=r"line 4, column 'price': '0.125'") as error:
+        writer.write("t", Fetcher().batches(str(path)), schema=schema)
+    assert (error.value.line, error.value.row) == (4, 2)
+
+
 def test_a_malformed_record_names_its_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text('id,name\n1,"a\nb"\n2,b,extra\n')
