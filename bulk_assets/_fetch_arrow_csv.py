@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from ._fetch_csv import _check_header, _Records
@@ -213,8 +214,31 @@ class _Parser:
             table = table.set_column(
                 index, name, table.column(name).cast(pa.timestamp("us", tz="UTC"))
             )
+        if table.num_rows:
+            self._fix_inferred(table, first_line)
         self._rows += table.num_rows
         return table
+
+    def _fix_inferred(self, table: pa.Table, first_line: int) -> None:
+        """Columns of no declared type keep the type the first rows gave them (a later chunk
+        is then parsed, and refused by line, the same way); a column that is text only
+        because of a few tokens (``-``, ``?``) among numbers is refused, never made text."""
+        for field in table.schema:
+            if field.name in self._types:
+                continue
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                tokens = _stray_tokens(table.column(field.name))
+                if tokens:
+                    raise self._where.error(
+                        f"column {field.name!r} reads as text only because of {tokens} among "
+                        f"numbers (lines {first_line}...): add them to null_values, or give "
+                        "the column a type (an existing table's, or dtypes)",
+                        line=first_line,
+                        column=field.name,
+                    )
+            kind = pa.string() if pa.types.is_null(field.type) else field.type
+            self._types[field.name] = kind
+            self._base_types.setdefault(field.name, str(kind))
 
     def _read(self, data: bytes, convert: pcsv.ConvertOptions) -> pa.Table:
         return pcsv.read_csv(
@@ -305,3 +329,22 @@ def _record_starts(batch: bytes, quote: int) -> list[int]:
     starts = starts[starts < len(batch)]
     blank = np.array([batch[s : s + 1] in (b"\n", b"\r") for s in starts.tolist()], dtype=bool)
     return [int(s) for s in starts[~blank]]
+
+
+# A text column whose values are numbers but for at most this many distinct short tokens is
+# one whose missing values are spelled in a way null_values does not know.
+_MAX_STRAY_TOKENS = 3
+_MAX_TOKEN_CHARS = 12
+_NUMBER = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+
+
+def _stray_tokens(column: pa.ChunkedArray) -> list[str]:
+    values = column.drop_null()
+    if not len(values):
+        return []
+    numeric = pc.match_substring_regex(values, _NUMBER)
+    others = pc.unique(values.filter(pc.invert(numeric)))
+    if not pc.any(numeric).as_py() or len(others) > _MAX_STRAY_TOKENS:
+        return []
+    tokens = [str(t) for t in others.to_pylist()]
+    return tokens if all(len(t) <= _MAX_TOKEN_CHARS for t in tokens) else []

@@ -188,3 +188,21 @@ def test_rename_and_columns_apply_to_batches(
     writer.write("t", read, schema=schema)
     rows = _run(dsn, f"SELECT id, flag FROM {q(schema)}.t ORDER BY id")
     assert [tuple(r) for r in rows] == [(1, True), (2, False)]
+
+
+def test_a_column_that_is_text_only_because_of_stray_tokens_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dash.csv"
+    path.write_text("id,n\n1,5\n2,-\n3,7\n4,?\n")
+    with pytest.raises(FetchError, match=r"column 'n' reads as text only because of") as error:
+        list(Fetcher().batches(str(path))())
+    assert error.value.column == "n"
+    batches = list(Fetcher().batches(str(path), null_values=["", "-", "?"])())
+    assert batches[0].column("n").to_pylist() == [5, None, 7, None]
+
+
+def test_later_chunks_keep_the_types_the_first_chunk_gave(tmp_path: Path) -> None:
+    path = tmp_path / "later.csv"
+    path.write_text("id,n\n1,5\n2,\n3,\n4,1.5\n")
+    read = Fetcher(chunk_rows=2).batches(str(path))
+    with pytest.raises(FetchError, match=r"line 5, column 'n': '1.5' is not a valid int64"):
+        list(read())
