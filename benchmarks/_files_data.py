@@ -100,8 +100,14 @@ def write_csv(path: Path, rows: int, *, wide: bool) -> None:
 
 
 def write_parquet(path: Path, rows: int) -> None:
-    first = wide_block(0, min(_BLOCK, rows))
+    """The wide rows as Parquet, ``amount`` as decimal(12, 2) as database exports write it."""
+    first = _with_decimal(wide_block(0, min(_BLOCK, rows)))
     with pq.ParquetWriter(str(path), first.schema) as writer:
         writer.write_table(first)
         for start in range(_BLOCK, rows, _BLOCK):
-            writer.write_table(wide_block(start, min(_BLOCK, rows - start)))
+            writer.write_table(_with_decimal(wide_block(start, min(_BLOCK, rows - start))))
+
+
+def _with_decimal(table: pa.Table) -> pa.Table:
+    index = table.schema.get_field_index("amount")
+    return table.set_column(index, "amount", table.column(index).cast(pa.decimal128(12, 2)))
