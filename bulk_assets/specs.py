@@ -83,6 +83,13 @@ class FetchSource(_Spec):
     read_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the reader, e.g. {sep: ';'}."
     )
+    null_values: list[str] | None = Field(
+        default=None,
+        description=(
+            "Field texts read as missing (CSV); default: the empty field, NA, N/A, NULL, null, "
+            "NaN, None, #N/A ... (pandas' list). [''] keeps 'NA' (Namibia) as text."
+        ),
+    )
 
     @field_validator("location")
     @classmethod

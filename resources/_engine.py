@@ -24,6 +24,7 @@ from ._sequences import advance_sequences
 from ._sources import is_replayable
 from ._staged_writers import StagedWriter
 from ._target import clear, data_columns, resolve_target
+from ._typed_source import with_table_types
 from .errors import BulkWriteError
 from .write_result import WriteResult
 
@@ -35,6 +36,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
     """Run ``request`` against ``pool``; retry the whole write after a transient failure when
     the source can be replayed."""
     started = time.perf_counter()
+    request = await with_table_types(pool, request)
     # A one-shot source cannot be read again, and with commit="chunk" each chunk retries
     # itself: only a replayable one-transaction write is retried whole.
     whole = request.commit == "write" and is_replayable(request.data)
