@@ -25,7 +25,7 @@ from ._fetch_files import FileSet
 from ._fetch_read import ReadRequest
 from ._fetch_stores import store_error
 
-__all__ = ["parquet_chunks", "row_group_of"]
+__all__ = ["parquet_batches", "parquet_chunks", "row_group_of"]
 
 _PARQUET_MAGIC = b"PAR1"
 # Header magic, footer length (4 bytes) and footer magic: nothing shorter is a Parquet file.
@@ -56,6 +56,38 @@ def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
     at row-group ends, so it alone would give uneven chunks. Memory holds one row group at a
     time. Only ``columns`` are read (all if None), the rest is never decoded."""
     chunk_rows = read.chunk_rows
+    seen: list[tuple[int, str, int]] = []
+    pending, tables = _scan(files, read, seen)
+    done = 0
+    for table in tables:
+        pending = pa.concat_tables([pending, table])
+        while pending.num_rows >= chunk_rows:
+            yield _to_pandas(pending.slice(0, chunk_rows), seen)
+            pending, done = pending.slice(chunk_rows), done + chunk_rows
+    if pending.num_rows or not done:
+        yield _to_pandas(pending, seen)
+
+
+def parquet_batches(files: FileSet, read: ReadRequest) -> Iterator[pa.RecordBatch]:
+    """The same read as :func:`parquet_chunks` (slice pushed down, row groups outside it
+    unread) as Arrow record batches of at most ``chunk_rows`` rows, for the Arrow path."""
+    empty, tables = _scan(files, read, [])
+    given = False
+    for table in tables:
+        for batch in table.drop_columns([_POSITION]).to_batches(max_chunksize=read.chunk_rows):
+            if batch.num_rows:
+                given = True
+                yield batch
+    if not given:
+        yield pa.RecordBatch.from_pylist([], schema=empty.drop_columns([_POSITION]).schema)
+
+
+def _scan(
+    files: FileSet, read: ReadRequest, seen: list[tuple[int, str, int]]
+) -> tuple[pa.Table, Iterator[pa.Table]]:
+    """An empty table of the read's columns, and the row groups' rows as tables numbered
+    with their position in the dataset, the slice's filter applied; ``read.skipped`` is told
+    at the end how many rows the filter and the pruned row groups left out."""
     for path in files.paths:
         _check_complete(files, path)
     first = files.where(files.paths[0], read.where.format)
@@ -77,46 +109,43 @@ def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
     reading = wanted
     if wanted is not None and where_clause is not None and read.within_column not in wanted:
         reading = [*wanted, str(read.within_column)]  # read for the filter, then dropped
-    pending = _empty(dataset.schema, wanted)
-    position = done = 0
-    seen: list[tuple[int, str, int]] = []
-    fragments = sorted(dataset.get_fragments(), key=lambda f: str(f.path))
-    for fragment in fragments:
-        where = files.where(fragment.path, read.where.format)
-        groups, kept = _row_groups(fragment, where_clause, where)
-        for group in groups:
-            rows = group.num_rows
-            if kept is not None and group.id not in kept:
+
+    def tables() -> Iterator[pa.Table]:
+        position = kept_rows = 0
+        fragments = sorted(dataset.get_fragments(), key=lambda f: str(f.path))
+        for fragment in fragments:
+            where = files.where(fragment.path, read.where.format)
+            groups, kept = _row_groups(fragment, where_clause, where)
+            for group in groups:
+                rows = group.num_rows
+                if kept is not None and group.id not in kept:
+                    position += rows
+                    continue
+                seen.append((position, where.location, group.id))
+                piece = fragment.subset(row_group_ids=[group.id])
+                got = 0
+                try:
+                    for batch in piece.to_batches(
+                        schema=dataset.schema, columns=reading, batch_size=read.chunk_rows
+                    ):
+                        table = _numbered(batch, position + got)
+                        got += batch.num_rows
+                        if where_clause is not None:
+                            table = table.filter(where_clause)
+                        if reading is not wanted:
+                            table = table.drop_columns([str(read.within_column)])
+                        kept_rows += table.num_rows
+                        yield table
+                except _ERRORS as exc:
+                    raise _corrupt(
+                        piece, dataset.schema, wanted, where, group.id, position, exc
+                    ) from exc
                 position += rows
-                continue
-            seen.append((position, where.location, group.id))
-            piece = fragment.subset(row_group_ids=[group.id])
-            got = 0
-            try:
-                for batch in piece.to_batches(
-                    schema=dataset.schema, columns=reading, batch_size=chunk_rows
-                ):
-                    table = _numbered(batch, position + got)
-                    got += batch.num_rows
-                    if where_clause is not None:
-                        table = table.filter(where_clause)
-                    if reading is not wanted:
-                        table = table.drop_columns([str(read.within_column)])
-                    pending = pa.concat_tables([pending, table])
-                    while pending.num_rows >= chunk_rows:
-                        yield _to_pandas(pending.slice(0, chunk_rows), seen)
-                        pending, done = pending.slice(chunk_rows), done + chunk_rows
-            except _ERRORS as exc:
-                raise _corrupt(
-                    piece, dataset.schema, wanted, where, group.id, position, exc
-                ) from exc
-            position += rows
-    # Every row not handed on was skipped: in pruned row groups or by the filter.
-    skipped = position - done - pending.num_rows
-    if read.skipped is not None and skipped:
-        read.skipped(skipped)
-    if pending.num_rows or not done:
-        yield _to_pandas(pending, seen)
+        # Every row not handed on was skipped: in pruned row groups or by the filter.
+        if read.skipped is not None and position > kept_rows:
+            read.skipped(position - kept_rows)
+
+    return _empty(dataset.schema, wanted), tables()
 
 
 def row_group_of(frame: pd.DataFrame, row: int) -> tuple[str, int] | None:

@@ -50,13 +50,33 @@ class RowSlice:
         """``frame``'s rows inside the slice, and how many were skipped. The column is
         compared as it is typed; a text column (no dtype declared) is parsed for the
         comparison only, as ISO 8601 for a time window and as a number for a key range."""
-        if self.column not in frame.columns:
+        self._check_column([str(c) for c in frame.columns], where)
+        keep = self._inside(frame[self.column], where)
+        skipped = int(len(keep) - keep.sum())
+        return (frame if not skipped else frame[keep]), skipped
+
+    def batch(self, batch: pa.RecordBatch, where: Where) -> tuple[pa.RecordBatch, int]:
+        """``batch``'s rows inside the slice, and how many were skipped: compared in Arrow
+        where the column's type allows it exactly, else as :meth:`frame` compares."""
+        self._check_column(batch.schema.names, where)
+        expression = self.expression(batch.schema, self.column)
+        if expression is not None:
+            out = batch.filter(expression)
+        else:
+            values = pd.Series(batch.column(self.column).to_pandas(), name=self.column)
+            out = batch.filter(pa.array(self._inside(values, where)))
+        return out, batch.num_rows - out.num_rows
+
+    def _check_column(self, names: list[str], where: Where) -> None:
+        if self.column not in names:
             raise where.error(
                 f"has no column {self.column!r} to pick the partition's rows by "
-                f"({self.label}); it has {[str(c) for c in frame.columns]}",
+                f"({self.label}); it has {names}",
                 column=self.column,
             )
-        values = _comparable(frame[self.column], self.range, where)
+
+    def _inside(self, column: pd.Series, where: Where) -> np.ndarray:
+        values = _comparable(column, self.range, where)
         start, end = self.range.start, self.range.end
         if isinstance(start, dt.datetime):
             start, end = pd.Timestamp(start), pd.Timestamp(end)
@@ -68,9 +88,7 @@ class RowSlice:
                 f"partition's range {self.range}: {exc}; declare its dtype in dtypes",
                 column=self.column,
             ) from None
-        keep = np.asarray(inside, dtype=bool)
-        skipped = int(len(keep) - keep.sum())
-        return (frame if not skipped else frame[keep]), skipped
+        return np.asarray(inside, dtype=bool)
 
     def expression(self, schema: pa.Schema, source_column: str) -> ds.Expression | None:
         """The slice as a pyarrow filter on ``source_column``, or None where the file's type

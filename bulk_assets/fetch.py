@@ -5,32 +5,33 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.fs as pafs
+import pyarrow as pa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from resources import KeyRange
-from resources._redact import Secrets
 from resources._retry import backoff
 
+from ._fetch_arrow_csv import DEFAULT_NULL_VALUES
+from ._fetch_arrow_read import arrow_readers, sliced
+from ._fetch_batches import ArrowRead, read_ahead, shaped
 from ._fetch_errors import FetchError, Where, redact, scrubbed
-from ._fetch_files import FileSet, has_glob, list_files
-from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
+from ._fetch_formats import FileFormat, Format
 from ._fetch_located import Located
+from ._fetch_many import Opener, Readers, choose_format, frame_readers, secrets_of
 from ._fetch_read import ReadRequest
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_slice import RowSlice
-from ._fetch_source import Source, download, open_bytes, open_raw
-from ._fetch_stores import store_error
+from ._fetch_source import Source
 
-__all__ = ["FetchError", "Fetcher", "Format", "RowSlice"]
+__all__ = ["ArrowRead", "FetchError", "Fetcher", "Format", "RowSlice"]
 
 # Options that would break the chunk contract; chunk_rows says how many rows.
 _RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
@@ -194,23 +195,10 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             raise ValueError(f"read_options may not set {reserved}: frames() controls them")
         for dtype in (dtypes or {}).values():
             check_dtype(dtype)
-        shown = redact(location)
-        # A URL's query and fragment are not part of its name; in a path (and an object key)
-        # "?" is a glob character.
-        web = location.lower().startswith(("http://", "https://", "file://"))
-        path_part = location.split("?", 1)[0].split("#", 1)[0] if web else location
-        named, gzip_name = infer_format(path_part)
-        chosen = file_format(format) if format else named
-        if chosen is None:
-            names = tuple(FILE_FORMATS)
-            raise ValueError(
-                f"cannot tell the format of {shown} from its name: pass format= one of {names}"
-                if format is None
-                else f"format must be one of {names}, got {format!r}"
-            )
+        chosen, gzip_name = choose_format(location, format)
         if options and not chosen.takes_read_options:
             raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
-        where = Where(shown, chosen.name)
+        where = Where(redact(location), chosen.name)
         source = Source.parse(location, where, gzip_name=gzip_name)
         keep = RowSlice(within) if isinstance(within, KeyRange) else within
         back = {target: source_name for source_name, target in (rename or {}).items()}
@@ -234,14 +222,125 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         )
         return self._frames(chosen, source, shape, read)
 
+    def batches(
+        self,
+        location: str,
+        *,
+        format: Format | None = None,
+        rename: Mapping[str, str] | None = None,
+        columns: Sequence[str] | None = None,
+        chunk_rows: int | None = None,
+        null_values: Sequence[str] | None = None,
+        read_options: Mapping[str, Any] | None = None,
+        within: KeyRange | RowSlice | None = None,
+    ) -> ArrowRead:
+        """The dataset at ``location`` as Arrow record batches, the fast way to a table.
+
+        Give the result to ``writer.write(table, fetcher.batches(url))`` as it is (not
+        called): the writer looks the table up first and the reader parses each CSV column as
+        the table's column type, as ``psql \\copy`` does (booleans as ``t``/``false``/``yes``,
+        timestamps with or without a zone, numerics exactly); the batches reach binary COPY
+        without pandas. Called (``fetcher.batches(url)()``) it reads with inferred types.
+
+        Args:
+            location, format, rename, columns, chunk_rows, within: as for :meth:`frames`
+                (many files, object stores, a partition's slice with Parquet row groups
+                outside it unread).
+            null_values: field texts read as NULL (CSV); default
+                :data:`~bulk_assets._fetch_arrow_csv.DEFAULT_NULL_VALUES`: the empty field,
+                ``NA``, ``N/A``, ``NULL``, ``null``, ``NaN``, ``None``, ``#N/A`` ... (pandas'
+                list). A quoted field is always text.
+            read_options: CSV: ``sep``, ``quotechar``, ``encoding``; any other option reads
+                through pandas (:meth:`frames`) without the table's types.
+
+        Raises:
+            FetchError: on first use or later, as :meth:`frames`; a CSV value that does not
+                parse as its column's type names its line (header = line 1) and column.
+        """
+        rows = self.chunk_rows if chunk_rows is None else chunk_rows
+        if rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {rows}")
+        chosen, gzip_name = choose_format(location, format)
+        options = dict(read_options or {})
+        if options and not chosen.takes_read_options:
+            raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
+        where = Where(redact(location), chosen.name)
+        source = Source.parse(location, where, gzip_name=gzip_name)
+        keep = RowSlice(within) if isinstance(within, KeyRange) else within
+        back = {target: name for name, target in (rename or {}).items()}
+        read = ReadRequest(
+            where,
+            chunk_rows=rows,
+            chunk_bytes=self.chunk_bytes,
+            max_line_bytes=self.max_line_bytes,
+            read_options=options,
+            text_columns=(),
+            columns=None if columns is None else [back.get(c, c) for c in columns],
+            within=keep,
+            within_column=None if keep is None else back.get(keep.column, keep.column),
+        )
+        nulls = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
+
+        def open_(types: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
+            by_source = {back.get(name, name): base for name, base in types.items()}
+            readers = arrow_readers(chosen, read, types=by_source, null_values=nulls)
+            shape = functools.partial(shaped, where=where, rename=rename or {}, columns=columns)
+            return read_ahead(self._batches(chosen, source, read, readers, shape))
+
+        return ArrowRead(open_)
+
+    def _batches(
+        self,
+        chosen: FileFormat,
+        source: Source,
+        read: ReadRequest,
+        readers: Readers[pa.RecordBatch],
+        shape: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+    ) -> Generator[pa.RecordBatch, None, None]:
+        attempt = 0
+        keep = read.within
+        while True:
+            yielded = False
+            skipped = [0]
+            counted = dataclasses.replace(read, skipped=_adder(skipped))
+            try:
+                with contextlib.ExitStack() as stack:
+                    raw = self._opener().read(chosen, source, counted, stack, [], readers)
+                    for batch in sliced(shape(raw), keep, source.where, _adder(skipped)):
+                        yielded = True
+                        yield batch
+                self._skipped(source, keep, skipped[0])
+                return
+            except FetchError as exc:
+                failure = scrubbed(exc, secrets_of(source))
+                retry = not yielded and exc.transient and attempt < self.retries
+            if not retry:
+                raise failure
+            attempt += 1
+            time.sleep(self._pause(failure, attempt))
+
+    def _skipped(self, source: Source, keep: RowSlice | None, skipped: int) -> None:
+        if keep is not None and skipped:
+            where = source.where.location
+            (self._log or _logger).info(f"{where}: skipped {skipped:,} rows outside {keep.label}")
+
+    def _pause(self, failure: FetchError, attempt: int) -> float:
+        pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
+        (self._log or _logger).warning(
+            "%s; retrying in %.1f s (attempt %d of %d)",
+            failure,
+            pause,
+            attempt + 1,
+            self.retries + 1,
+        )
+        return pause
+
     def _frames(
         self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest
     ) -> Generator[pd.DataFrame, None, None]:
         attempt = 0
         keep = read.within
-        secrets = source.secrets
-        if source.store is not None:
-            secrets = Secrets(secrets.values | source.store.secrets().values)
+        secrets = secrets_of(source)
         while True:
             yielded = False
             skipped = [0]
@@ -267,13 +366,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                     if keep is not None and not yielded and empty is not None:
                         yielded = True
                         yield empty
-                if keep is not None and skipped[0]:
-                    (self._log or _logger).info(
-                        "%s: skipped %s rows outside %s",
-                        source.where.location,
-                        f"{skipped[0]:,}",
-                        keep.label,
-                    )
+                self._skipped(source, keep, skipped[0])
                 return
             except FetchError as exc:
                 failure = scrubbed(exc, secrets)
@@ -283,15 +376,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 # original, whose text holds a secret, as its __context__.
                 raise failure
             attempt += 1
-            pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
-            (self._log or _logger).warning(
-                "%s; retrying in %.1f s (attempt %d of %d)",
-                failure,
-                pause,
-                attempt + 1,
-                self.retries + 1,
-            )
-            time.sleep(pause)
+            time.sleep(self._pause(failure, attempt))
 
     def _raw_chunks(
         self,
@@ -301,108 +386,10 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         stack: contextlib.ExitStack,
         current: list[Where],
     ) -> Iterator[pd.DataFrame]:
-        files = None if source.url is not None else self._files(chosen, source)
-        single = files is None or (len(files.paths) == 1 and source.store is None)
-        if files is not None and chosen.read_file is not None:
-            if not source.gzip_name:
-                return chosen.read_file(files, read)
-            if not single:
-                raise source.where.error(
-                    f"gzipped {chosen.title} is read from one local file or URL at a time"
-                )
-        if not single:
-            assert files is not None
-            return self._each_file(chosen, files, read, current)
-        if files is not None and source.store is not None:
-            stream = self._open_in_store(files, files.paths[0], source.where, stack)
-        else:
-            stream = open_bytes(
-                source,
-                stack,
-                timeout=self.timeout,
-                headers=self.headers,
-                user_agent=self.user_agent,
-            )
-        if chosen.read_stream is not None:
-            return chosen.read_stream(stream, read)
-        assert chosen.read_file is not None, "a format has a stream or a file reader"
-        path = download(stream, source.where, suffix=chosen.extensions[0])
-        stack.callback(path.unlink, missing_ok=True)
-        return chosen.read_file(_one_local_file(str(path), source.where), read)
+        return self._opener().read(chosen, source, read, stack, current, frame_readers(chosen))
 
-    def _files(self, chosen: FileFormat, source: Source) -> FileSet:
-        """The files a path or object-store location names (one, or a directory's or a
-        glob's), listed now: a pattern matching nothing fails before anything is read."""
-        if source.store is not None:
-            assert source.store_path is not None
-            store, where = source.store, source.where
-            filesystem = store.open(where, timeout=self.timeout)
-            scheme = store.scheme
-            return list_files(
-                filesystem,
-                source.store_path,
-                where,
-                extensions=chosen.extensions,
-                location=lambda p: f"{scheme}://{p}",
-                store=store,
-            )
-        assert source.path is not None, "a source is a path, a URL or an object"
-        path = source.path.as_posix()
-        if not has_glob(path) and not source.path.is_dir():
-            return _one_local_file(path, source.where)
-        return list_files(
-            pafs.LocalFileSystem(),
-            path,
-            source.where,
-            extensions=chosen.extensions,
-            location=lambda p: p,
-        )
-
-    def _open_in_store(
-        self, files: FileSet, path: str, where: Where, stack: contextlib.ExitStack
-    ) -> Any:
-        assert files.store is not None
-        try:
-            raw = files.filesystem.open_input_stream(path, compression=None)
-        except OSError as exc:
-            raise store_error(files.store, where, "cannot open it", exc) from None
-        return open_raw(raw, where, stack, gzip_name=infer_format(path)[1], timeout=self.timeout)
-
-    def _each_file(
-        self, chosen: FileFormat, files: FileSet, read: ReadRequest, current: list[Where]
-    ) -> Iterator[pd.DataFrame]:
-        """The files' chunks one file after another, each file's errors naming that file
-        (``current`` says which file the chunk came from). A file without any data (not even
-        a header) adds nothing, unless all are so."""
-        assert chosen.read_stream is not None
-        given = False
-        for number, path in enumerate(files.paths, 1):
-            where = files.where(path, chosen.name)
-            current[:] = [where]
-            with contextlib.ExitStack() as one:
-                if files.store is not None:
-                    stream = self._open_in_store(files, path, where, one)
-                else:
-                    local = Source.parse(path, where, gzip_name=infer_format(path)[1])
-                    stream = open_bytes(
-                        local,
-                        one,
-                        timeout=self.timeout,
-                        headers=self.headers,
-                        user_agent=self.user_agent,
-                    )
-                for frame in chosen.read_stream(stream, dataclasses.replace(read, where=where)):
-                    blank = frame.columns.empty and not len(frame)
-                    if blank and (given or number < len(files.paths)):
-                        continue
-                    given = True
-                    yield frame
-
-
-def _one_local_file(path: str, where: Where) -> FileSet:
-    """One local file, shown in messages as ``where`` shows the location it came from."""
-    parent = str(Path(path).parent.as_posix())
-    return FileSet(pafs.LocalFileSystem(), (path,), parent, lambda _: where.location)
+    def _opener(self) -> Opener:
+        return Opener(self.timeout, self.headers, self.user_agent)
 
 
 def _adder(total: list[int]) -> Callable[[int], None]:

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._fetch_many import choose_format
 from ._fetch_slice import RowSlice
 from ._location import fill
 from .specs import DatasetSpec, FetchSource
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from .partitions import Partition
 
 __all__ = ["rows_for"]
+
+# Formats read as Arrow batches parsed by the table's types when no dtypes are declared;
+# JSON Lines keeps the pandas reader, which names a malformed line.
+_ARROW_FORMATS = frozenset({"csv", "parquet"})
 
 
 def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Callable[[], Any]:
@@ -27,6 +32,24 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
         if partition.range is not None and source.filters_slice:
             within = RowSlice(partition.range, name=partition.key or "")
 
+        chosen = _format_name(location, source)
+        if not source.dtypes and chosen in _ARROW_FORMATS:
+            # Arrow batches, each column parsed as the table's column type: the writer looks
+            # the table up and tells the reader before reading (see Fetcher.batches).
+            return fetcher.batches(
+                location,
+                format=source.format,
+                rename=source.rename or None,
+                columns=source.columns,
+                chunk_rows=spec.chunk_size,
+                null_values=source.null_values,
+                read_options=source.read_options or None,
+                within=within,
+            )
+        read_options = dict(source.read_options)
+        if source.null_values is not None and (source.format or "csv") == "csv":
+            read_options.update(na_values=source.null_values, keep_default_na=False)
+
         def fetched() -> Any:
             return fetcher.frames(
                 location,
@@ -35,7 +58,7 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
                 dtypes=source.dtypes or None,
                 columns=source.columns,
                 chunk_rows=spec.chunk_size,
-                read_options=source.read_options or None,
+                read_options=read_options or None,
                 within=within,
             )
 
@@ -48,6 +71,13 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
     if _takes_argument(function):
         return lambda: function(partition)
     return function
+
+
+def _format_name(location: str, source: FetchSource) -> str | None:
+    try:
+        return choose_format(location, source.format)[0].name
+    except ValueError:
+        return None  # frames() says why, when the dataset is read
 
 
 def _format_location(location: str, partition: Partition) -> str:

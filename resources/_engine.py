@@ -24,6 +24,7 @@ from ._sequences import advance_sequences
 from ._sources import is_replayable
 from ._staged_writers import StagedWriter
 from ._target import clear, data_columns, resolve_target
+from ._typed_source import with_table_types
 from .errors import BulkWriteError
 from .write_result import WriteResult
 
@@ -35,6 +36,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
     """Run ``request`` against ``pool``; retry the whole write after a transient failure when
     the source can be replayed."""
     started = time.perf_counter()
+    request = await with_table_types(pool, request)
     # A one-shot source cannot be read again, and with commit="chunk" each chunk retries
     # itself: only a replayable one-transaction write is retried whole.
     whole = request.commit == "write" and is_replayable(request.data)
@@ -79,14 +81,22 @@ async def _write_in_one_transaction(
         data_columns(request, first)
     async with connection(pool, request) as conn, transaction(conn, request):
         if first is None:
-            await clear(conn, request, stats)
+            native = await clear(conn, request, stats, log=log)
+            if native is not None:
+                async with round_trip(conn, request, "attach"):
+                    await native.finish(conn)
             return
         async with round_trip(conn, request, "table lookup"):
             info, columns = await resolve_target(conn, request, first, stats)
+        native = None
         if request.replace is not False:
-            await clear(conn, request, stats)
+            native = await clear(conn, request, stats, log=log)
         writer = await _begin_writer(
-            conn, request, info, columns, fresh=request.replace is True or stats.created
+            conn,
+            request,
+            info if native is None else native.table,
+            columns,
+            fresh=request.replace is True or stats.created or native is not None,
         )
         async with contextlib.aclosing(
             Prefetch(prepared_chunks(frames, info, columns, request))
@@ -99,6 +109,9 @@ async def _write_in_one_transaction(
                     report(log, request, stats)
         async with round_trip(conn, request, "apply", writer=writer):
             deferred = await writer.finish(conn)
+        if native is not None:
+            async with round_trip(conn, request, "attach"):
+                await native.finish(conn)
         if deferred is not None:
             # One statement for the whole write: a key repeated across chunks counts too.
             stats.affected, stats.duplicates = deferred

@@ -16,7 +16,8 @@ from ._catalog import (
 from ._guards import round_trip
 from ._identifiers import check_identifier, qualified, quote_ident
 from ._locks import CREATE, SLICE, lock
-from ._progress import Stats
+from ._native_partitions import NativeSlice, native_slice, partition_by_sql
+from ._progress import Log, Stats
 from ._request import WriteRequest
 from .errors import SchemaMismatchError, TerminalWriteError
 from .key_range import KeyRange
@@ -71,14 +72,16 @@ async def resolve_target(
                 "SELECT true FROM pg_namespace WHERE nspname = $1", request.schema
             ):
                 await conn.execute(f"CREATE SCHEMA {quote_ident(request.schema)}")
-        await conn.execute(
-            create_table_sql(
-                first, request.table, schema=request.schema, key_columns=request.key_columns
-            )
+        sql = create_table_sql(
+            first, request.table, schema=request.schema, key_columns=request.key_columns
         )
+        if request.native_partitions and isinstance(request.replace, KeyRange):
+            sql += partition_by_sql(request.replace)
+        await conn.execute(sql)
         leading_key = request.key_columns[0] if request.key_columns else None
         if (
             isinstance(request.replace, KeyRange)
+            and not request.native_partitions  # a partition is swapped whole, not DELETEd
             and request.replace.column in columns
             and request.replace.column != leading_key  # the primary key's index serves
         ):
@@ -106,12 +109,16 @@ async def resolve_target(
     return info, columns
 
 
-async def clear(conn: asyncpg.Connection, request: WriteRequest, stats: Stats) -> None:
+async def clear(
+    conn: asyncpg.Connection, request: WriteRequest, stats: Stats, *, log: Log | None = None
+) -> NativeSlice | None:
     """Remove what the write replaces, inside its transaction.
 
     A whole table is TRUNCATEd: readers wait on its ACCESS EXCLUSIVE lock and then see the new
     rows, never a half-loaded table. A KeyRange is DELETEd: readers keep seeing the old slice
-    until COMMIT, and writers of other ranges are not blocked (row locks only)."""
+    until COMMIT, and writers of other ranges are not blocked (row locks only). With
+    ``native_partitions``, a KeyRange that is one child of a range-partitioned table is that
+    child TRUNCATEd (or a new one made): the rows then go there (see _native_partitions)."""
     async with round_trip(conn, request, "replace"):
         info = await describe_table(conn, request.table, schema=request.schema)
         if info is None:
@@ -131,6 +138,11 @@ async def clear(conn: asyncpg.Connection, request: WriteRequest, stats: Stats) -
             # turn both loads would survive. The DELETE runs after the wait, as a statement
             # of its own, so that its snapshot includes what the other writer committed.
             await lock(conn, SLICE, info.oid, key_range.column, key_range.start, key_range.end)
+            if request.native_partitions:
+                native = await native_slice(conn, request, info, key_range, stats, log)
+                if native is not None:
+                    stats.table = info.display
+                    return native
             try:
                 status = await conn.execute(
                     f"DELETE FROM {info.qualified} WHERE {key_range.where_sql()}",
@@ -150,3 +162,4 @@ async def clear(conn: asyncpg.Connection, request: WriteRequest, stats: Stats) -
         else:
             await conn.execute(f"TRUNCATE {info.qualified}")
     stats.table = info.display
+    return None

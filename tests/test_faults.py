@@ -27,6 +27,7 @@ from dagster import DagsterInstance, asset, materialize
 
 from resources import (
     BulkWriteError,
+    KeyRange,
     Mode,
     OutcomeUnknownError,
     PostgresBulkWriter,
@@ -126,6 +127,57 @@ def test_killed_backend_with_one_shot_source_leaves_nothing(dsn: str, db: Any, s
     while asyncio.run(_our_sessions(dsn, app)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert asyncio.run(_our_sessions(dsn, app)) == []
+
+
+def _make_partitioned(db: Any, schema: str, *, child: bool) -> None:
+    """loads range-partitioned on id; with ``child``, the slice's child holding old rows."""
+    total = CHUNK * CHUNKS
+    db.execute(
+        f'CREATE TABLE "{schema}".loads (id bigint NOT NULL, label text NOT NULL) '
+        "PARTITION BY RANGE (id)"
+    )
+    if child:
+        db.execute(
+            f'CREATE TABLE "{schema}".loads_0 PARTITION OF "{schema}".loads '
+            f"FOR VALUES FROM (0) TO ({total});"
+            f"INSERT INTO \"{schema}\".loads SELECT g, 'old' FROM generate_series(0, {total - 1}) g"
+        )
+
+
+@pytest.mark.parametrize("child", [True, False], ids=["truncate", "attach"])
+def test_killed_native_partition_replace_is_retried_or_leaves_the_old_slice(
+    dsn: str, db: Any, schema: str, child: bool
+) -> None:
+    """Killed mid-COPY FREEZE into the truncated (or new) child: a replayable source is
+    written again, whole; a one-shot one fails and the old slice (or no child) stays."""
+    total = CHUNK * CHUNKS
+    _make_partitioned(db, schema, child=child)
+    before = _counts(db, schema)
+    app = f"faults-{schema}"
+    writer = PostgresBulkWriter(dsn=dsn, application_name=app)
+
+    async def replace(data: Data) -> WriteResult:
+        killer = asyncio.create_task(_kill_first_load(dsn, app))
+        try:
+            return await writer.awrite(
+                "loads",
+                data,
+                schema=schema,
+                chunk_size=CHUNK,
+                replace=KeyRange("id", 0, total),
+                native_partitions=True,
+            )
+        finally:
+            await killer
+
+    with pytest.raises(TransientWriteError):
+        asyncio.run(replace(_chunks()))
+    assert _counts(db, schema) == before
+    assert db.fetchval(f"SELECT to_regclass('\"{schema}\".loads_0') IS NOT NULL") is child
+    result = asyncio.run(replace(_chunks))
+    assert result.attempts == 2
+    assert _counts(db, schema) == (total, total)
+    assert db.fetchval(f"SELECT count(*) FROM \"{schema}\".loads WHERE label = 'old'") == 0
 
 
 @pytest.mark.parametrize("mode", ["upsert", "update"])

@@ -26,7 +26,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from bulk_assets import DatasetSpec, Fetcher, FetchError, FetchSource, TimePartitions, build_asset
-from resources import PostgresBulkWriter
+from resources import KeyRange, PostgresBulkWriter
 
 boto3 = pytest.importorskip("boto3", reason="moto[server] (the test extra) brings boto3")
 pytest.importorskip("moto.server", reason="the test extra's moto[server] runs the S3 API")
@@ -213,3 +213,17 @@ def test_an_unreachable_endpoint_is_transient_and_named(
         read(f"s3://{BUCKET}/one/rows.csv")
     assert f"csv from s3://{BUCKET}/one/rows.csv" in str(info.value)
     assert info.value.retryable  # the Fetcher's own retries apply, as for HTTP
+
+
+@pytest.mark.parametrize("location", ["one/rows.parquet", "parts/part-*.csv", "parts/"])
+def test_the_arrow_path_reads_objects_and_prefixes_and_keeps_a_slice(
+    aws: S3, location: str
+) -> None:
+    february = KeyRange(
+        "at", dt.datetime(2026, 2, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    )
+    read = Fetcher(timeout=5, retries=0).batches(
+        f"s3://{BUCKET}/{location}", format=None if "." in location else "csv", within=february
+    )
+    ids = sorted(i for batch in read() for i in batch.column("id").to_pylist())
+    assert ids == list(range(32, 60))
