@@ -13,6 +13,10 @@ from pathlib import Path
 
 from ._report import render_markdown, render_text
 from ._run import SECTIONS, Options, run_benchmarks
+from ._runs_report import render_runs
+
+# Not a row section: `dg dev` and real runs; see benchmarks/_runs.py.
+RUNS = "runs"
 
 DEFAULT_ROWS = 1_000_000
 # --quick: enough rows to exercise every case, few enough to finish in seconds.
@@ -39,8 +43,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=list(SECTIONS),
-        help="run only this section (repeatable)",
+        choices=[*SECTIONS, RUNS],
+        help=(
+            "run only this section (repeatable); 'runs' (Dagster runs through dg dev, "
+            "about 6 minutes) runs only when named"
+        ),
     )
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument(
@@ -79,6 +86,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--rows and --repeat must be at least 1", file=sys.stderr)
         return 2
     dsn, source = resolve_dsn(args.dsn)
+    only = args.only or list(SECTIONS)
+    results: dict[str, object] = {}
+    if RUNS in only:
+        from ._runs import run_runs_benchmark
+
+        def say(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        results[RUNS] = runs = run_runs_benchmark(dsn=dsn, repeat=args.repeat or 3, say=say)
+        print(render_runs(runs), end="")
+        only = [s for s in only if s != RUNS]
+    if only:
+        results.update(_rows(args, dsn, source, rows, repeat, only, argv))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _rows(
+    args: argparse.Namespace,
+    dsn: str,
+    source: str,
+    rows: int,
+    repeat: int,
+    only: Sequence[str],
+    argv: Sequence[str] | None,
+) -> dict[str, object]:
+    """The row sections: every case of each, ``repeat`` rounds."""
     shown = [a for a in (argv if argv is not None else sys.argv[1:])]
     if "--dsn" in shown:
         # Keep a password out of the report.
@@ -89,18 +124,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         dsn=dsn,
         source=source,
         schema=args.schema,
-        only=tuple(args.only or SECTIONS),
+        only=tuple(only),
         quick=args.quick,
         keep_tables=args.keep_tables,
         command=shlex.join(["python", "-m", "benchmarks", *shown]),
     )
     results = run_benchmarks(options)
     print(render_text(results), end="")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.markdown:
         args.markdown.write_text(render_markdown(results))
-    return 0
+    return results
 
 
 if __name__ == "__main__":
