@@ -97,7 +97,7 @@ def _with_database(database_url: str, tmp: Path, repeat: int, say: Any) -> dict[
         VIRTUAL_ENV=sys.prefix,
     )
     port = free_port()
-    command = [BIN / "dg", "dev", "-p", str(port), "-h", "127.0.0.1"]
+    command: list[str | Path] = [BIN / "dg", "dev", "-p", str(port), "-h", "127.0.0.1"]
     say(f"runs: {' '.join(str(c) for c in command[1:])} on DAGSTER_HOME={home}")
     boot = time.monotonic()
     with started({"dg_dev": command}, env=env, cwd=REPO, logs=tmp) as processes:

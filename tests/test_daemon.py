@@ -159,7 +159,7 @@ def test_backfill_schedule_and_killed_run_through_the_daemon(
 
     port = free_port()
     workspace = str(home / "workspace.yaml")
-    commands = {
+    commands: dict[str, list[str | Path]] = {
         "daemon": [BIN / "dagster-daemon", "run", "-w", workspace],
         "webserver": [
             BIN / "dagster-webserver",
