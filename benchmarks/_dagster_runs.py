@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "BACKFILL",
@@ -84,10 +84,11 @@ query Locations {
 
 
 def with_database(url: str, name: str, **query: str) -> str:
-    """``url`` with its database replaced by ``name`` and its query by ``query``."""
+    """``url`` with its database replaced by ``name`` and ``query`` added to its parameters
+    (a Unix-socket URL keeps its ``host=``)."""
     parts = urlsplit(url)
-    extra = "&".join(f"{k}={v}" for k, v in query.items())
-    return urlunsplit(parts._replace(path=f"/{name}", query=extra))
+    params = {**dict(parse_qsl(parts.query)), **query}
+    return urlunsplit(parts._replace(path=f"/{name}", query=urlencode(params)))
 
 
 def free_port() -> int:
