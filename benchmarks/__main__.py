@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ._report import render_markdown, render_text
 from ._run import SECTIONS, Options, run_benchmarks
+from ._runs import CASES as RUNS_CASES
 from ._runs_report import render_runs
 
 # Not a row section: `dg dev` and real runs; see benchmarks/_runs.py.
@@ -48,6 +49,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "run only this section (repeatable); 'runs' (Dagster runs through dg dev, "
             "about 6 minutes) runs only when named"
         ),
+    )
+    parser.add_argument(
+        "--runs-case",
+        action="append",
+        choices=RUNS_CASES,
+        help="with --only runs: run only this case (repeatable; default all)",
     )
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument(
@@ -94,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         def say(line: str) -> None:
             print(line, file=sys.stderr, flush=True)
 
-        results[RUNS] = runs = run_runs_benchmark(dsn=dsn, repeat=args.repeat or 3, say=say)
+        results[RUNS] = runs = run_runs_benchmark(
+            dsn=dsn, repeat=args.repeat or 3, say=say, cases=args.runs_case or RUNS_CASES
+        )
         print(render_runs(runs), end="")
         only = [s for s in only if s != RUNS]
     if only:

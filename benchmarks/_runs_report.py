@@ -19,7 +19,7 @@ def render_runs(results: dict[str, Any]) -> str:
         f" {results['dg_dev_ready_seconds']:.1f} s",
         "",
     ]
-    for asset, summary in results["one_partition"].items():
+    for asset, summary in results.get("one_partition", {}).items():
         write = summary["write"]
         lines.append(
             f"one partition of {asset}: {summary['total']:.2f} s median of {summary['runs']}"
@@ -33,7 +33,15 @@ def render_runs(results: dict[str, Any]) -> str:
         counts = {k: v for k, v in summary["event_counts"].items() if k != "total"}
         lines.append("    event log: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for key in ("events_backfill", "users_backfill"):
-        b = results[key]
+        b = results.get(key)
+        if b is None:
+            continue
+        if not b["finished"]:
+            lines.append(
+                f"backfill of {b['partitions']} {b['asset']} partitions: unfinished after"
+                f" {b['after']:.0f} s (target {targets[key]:.0f} s), runs {b['runs_by_status']}"
+            )
+            continue
         lines.append(
             f"backfill of {b['partitions']} {b['asset']} partitions in {b['runs']} run(s):"
             f" {b['to_last_run_success']:.1f} s to the last RUN_SUCCESS (target"
