@@ -12,19 +12,24 @@ if TYPE_CHECKING:
 
 __all__ = ["PHASES", "breakdown", "event_counts", "run_span"]
 
-# (phase, the event that ends it). A phase whose event a run does not have (the step worker
-# of an in-process run) is left out, and the next phase starts where the last one found ended.
+# One event per check: the checks end at the last one.
+CHECKS_DONE = "ASSET_CHECK_EVALUATION"
+# (phase, the event that ends it: its first occurrence after the previous phase's end). A
+# phase whose event a run lacks (the step process of an in-process run) is left out, and the
+# next phase starts where the last one found ended.
 PHASES: tuple[tuple[str, str], ...] = (
-    ("queued until dequeued by the run coordinator", "RUN_DEQUEUED"),
-    ("dequeued -> run launched (code server)", "RUN_STARTING"),
-    ("run process started, definitions loaded", "RUN_START"),
-    ("run worker -> step process started", "STEP_WORKER_STARTED"),
+    ("launch request: the webserver creates the run", "RUN_ENQUEUED"),
+    ("queued until the run coordinator launched it", "RUN_STARTING"),
+    ("run worker process started, dagster imported", "ENGINE_EVENT"),
+    ("definitions loaded, plan built", "RUN_START"),
+    ("step process started, definitions loaded again", "STEP_WORKER_STARTED"),
+    ("-> resource setup starts", "RESOURCE_INIT_STARTED"),
     ("resource setup (writer pool)", "RESOURCE_INIT_SUCCESS"),
     ("step start", "STEP_START"),
-    ("write (generate + COPY), metadata", "ASSET_MATERIALIZATION"),
-    ("checks", "ASSET_CHECK_EVALUATION"),
-    ("step success (output, teardown)", "STEP_SUCCESS"),
-    ("run success", "RUN_SUCCESS"),
+    ("write (generate + COPY) and its metadata", "ASSET_MATERIALIZATION"),
+    ("checks", CHECKS_DONE),
+    ("step success", "STEP_SUCCESS"),
+    ("executor shutdown -> run success", "RUN_SUCCESS"),
 )
 
 
@@ -41,22 +46,15 @@ def breakdown(instance: DagsterInstance, run_id: str, *, launched_at: float) -> 
     """The run's phases in seconds from ``launched_at`` (the launch request's wall time), the
     write's own seconds and rows/s, and the run's event-log writes."""
     entries = _entries(instance, run_id)
-    firsts: dict[str, float] = {}
-    for entry in entries:
-        firsts.setdefault(_kind(entry), entry.timestamp)
-    # The checks end at the last evaluation: there is one event per check.
-    evaluations = [e.timestamp for e in entries if _kind(e) == "ASSET_CHECK_EVALUATION"]
-    if evaluations:
-        firsts["ASSET_CHECK_EVALUATION"] = max(evaluations)
     phases, previous = [], launched_at
     for name, kind in PHASES:
-        if kind not in firsts:
-            continue
-        phases.append({"name": name, "seconds": firsts[kind] - previous})
-        previous = firsts[kind]
+        at = _boundary(entries, kind, after=previous)
+        if at is not None:
+            phases.append({"name": name, "seconds": at - previous})
+            previous = at
     return {
         "run_id": run_id,
-        "total": firsts["RUN_SUCCESS"] - launched_at,
+        "total": previous - launched_at,
         "phases": phases,
         "write": _write(entries),
         "event_counts": event_counts(instance, run_id, entries=entries),
@@ -65,6 +63,15 @@ def breakdown(instance: DagsterInstance, run_id: str, *, launched_at: float) -> 
             for e in entries
         ],
     }
+
+
+def _boundary(entries: list[EventLogEntry], kind: str, *, after: float) -> float | None:
+    """When the first ``kind`` event at or after ``after`` was written; for the checks, the
+    last evaluation (one event per check)."""
+    times = [e.timestamp for e in entries if _kind(e) == kind and e.timestamp >= after]
+    if not times:
+        return None
+    return max(times) if kind == CHECKS_DONE else min(times)
 
 
 def _write(entries: list[EventLogEntry]) -> dict[str, float]:

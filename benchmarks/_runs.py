@@ -219,7 +219,8 @@ def _backfill(
     spans = [run_span(instance, r.run_id) for r in runs]
     first_start = min(s["enqueued"] for s in spans)
     last_success = max(s["ended"] for s in spans)
-    writes = [event_counts(instance, r.run_id)["total"] for r in runs]
+    counts = [event_counts(instance, r.run_id) for r in runs]
+    writes = [c["total"] for c in counts]
     result = {
         "asset": asset,
         "finished": True,
@@ -231,6 +232,8 @@ def _backfill(
         "to_first_run_enqueued": first_start - launched,
         "run_seconds_median": statistics.median(s["ended"] - s["enqueued"] for s in spans),
         "event_log_writes_per_run": statistics.median(writes),
+        # Of the run with the most: what a run's writes are.
+        "event_counts": max(counts, key=lambda c: c["total"]),
     }
     say(
         f"runs: backfill of {len(keys)} {asset} partitions in {len(runs)} runs: last run"

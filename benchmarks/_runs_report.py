@@ -50,5 +50,7 @@ def render_runs(results: dict[str, Any]) -> str:
             f" {b['to_first_run_enqueued']:.1f} s; a run {b['run_seconds_median']:.1f} s"
             f" (median), {b['event_log_writes_per_run']:.0f} event-log writes per run"
         )
+        counts = {k: v for k, v in b["event_counts"].items() if k != "total"}
+        lines.append("    event log: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     lines.append(f"rows in the tables after: {results['rows_in_tables']}")
     return "\n".join(lines) + "\n"
