@@ -304,8 +304,9 @@ def run_scenario(
         assert pool.active_slot_count == 0 and pool.pending_step_count == 0
         assert (
             sql.rows(
-                "SELECT pid FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'"
-                " OR application_name = %s",
+                # This test's database only: the server may be shared with other suites.
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND (state LIKE 'idle in transaction%%' OR application_name = %s)",
                 application,
             )
             == []
