@@ -4,9 +4,10 @@ in the run worker itself instead of a step process of its own.
 A dataset's materialization is one step (its checks run inside it), so most runs, a partition
 from the UI, one run of a multi-run backfill, a single-run backfill, have one step. Under the
 multiprocess executor that step waits for a second Python process to start and load the
-definitions again: 2.5 s of a 8 s run on this project's machine (BENCHMARKS.md, "Runs in
-Dagster"). Runs of several steps (``users`` and ``user_email_updates`` together) keep one
-process per step, so that their steps still run side by side. Either way the step honours the
+definitions again, and the run for it to exit: 2.5 s of a 6.6 s one-partition run on this
+project's machine (BENCHMARKS.md, "Runs in Dagster"). Runs of several steps (``users`` and
+``user_email_updates`` together) keep one process per step, so that their steps still run
+side by side. Either way the step honours the
 same pools, retries and run retries; ``execution: config: in_process:`` or ``multiprocess:``
 in the run config still choose explicitly."""
 
