@@ -7,9 +7,8 @@ multiprocess executor that step waits for a second Python process to start and l
 definitions again, and the run for it to exit: 2.5 s of a 6.6 s one-partition run on this
 project's machine (BENCHMARKS.md, "Runs in Dagster"). Runs of several steps (``users`` and
 ``user_email_updates`` together) keep one process per step, so that their steps still run
-side by side. Either way the step honours the
-same pools, retries and run retries; ``execution: config: in_process:`` or ``multiprocess:``
-in the run config still choose explicitly."""
+side by side. Either way the step honours the same pools, retries and run retries;
+``execution: config: in_process:`` or ``multiprocess:`` in the run config still choose."""
 
 from __future__ import annotations
 
