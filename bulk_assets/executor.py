@@ -8,7 +8,8 @@ definitions again, and the run for it to exit: 2.5 s of a 6.6 s one-partition ru
 project's machine (BENCHMARKS.md, "Runs in Dagster"). Runs of several steps (``users`` and
 ``user_email_updates`` together) keep one process per step, so that their steps still run
 side by side. Either way the step honours the same pools, retries and run retries;
-``execution: config: in_process:`` or ``multiprocess:`` in the run config still choose."""
+in the run config, ``execution: config: in_process:`` runs every step in process, and the
+options under ``multiprocess:`` apply to runs of several steps."""
 
 from __future__ import annotations
 
