@@ -138,11 +138,23 @@ def location_loaded(port: int, location: str) -> bool:
 
 
 def launch_run(
-    port: int, location: str, asset: str, *, partition: str | None, repository: str
+    port: int,
+    location: str,
+    asset: str,
+    *,
+    partition: str | None,
+    repository: str,
+    partition_range: tuple[str, str] | None = None,
 ) -> str:
     """One run of ``asset`` (its checks included), as the UI's Materialize button launches it;
+    with ``partition_range``, one run of the range (as ``dg launch --partition-range``);
     returns the run id."""
     tags = [] if partition is None else [{"key": "dagster/partition", "value": partition}]
+    if partition_range is not None:
+        tags += [
+            {"key": "dagster/asset_partition_range_start", "value": partition_range[0]},
+            {"key": "dagster/asset_partition_range_end", "value": partition_range[1]},
+        ]
     launched = graphql(
         port,
         LAUNCH_RUN,

@@ -52,5 +52,13 @@ def render_runs(results: dict[str, Any]) -> str:
         )
         counts = {k: v for k, v in b["event_counts"].items() if k != "total"}
         lines.append("    event log: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    r = results.get("users_range_run")
+    if r is not None:
+        lines.append(
+            f"one run of the {r['partitions']} {r['asset']} partitions (partition range):"
+            f" {r['to_run_success']:.1f} s to RUN_SUCCESS (target"
+            f" {targets['users_range_run']:.0f} s), the run {r['run_seconds']:.1f} s,"
+            f" {r['event_log_writes']} event-log writes"
+        )
     lines.append(f"rows in the tables after: {results['rows_in_tables']}")
     return "\n".join(lines) + "\n"
