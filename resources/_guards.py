@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -15,6 +15,7 @@ from ._mode_writer import ModeWriter
 from ._request import Target, WriteRequest
 from ._retry import is_transient
 from ._translate import translate
+from ._txn import Transaction
 from .errors import (
     BulkWriteError,
     OutcomeUnknownError,
@@ -32,26 +33,27 @@ _WATCH_INTERVAL = 0.25
 
 
 @contextlib.asynccontextmanager
-async def transaction(conn: asyncpg.Connection, request: Target) -> AsyncIterator[None]:
+async def transaction(
+    conn: asyncpg.Connection, request: Target, prelude: Sequence[str] = ()
+) -> AsyncIterator[Transaction]:
     """BEGIN; COMMIT when the block succeeds, roll back (or close the connection) when not.
-    Behind a transaction pooler, the writer's limits are set for this transaction alone."""
-    # READ COMMITTED whatever the role's default: a replace's DELETE and a creator's second
-    # catalog lookup run after waiting their turn, and must see what the writer before them
-    # committed (under REPEATABLE READ both copies of a slice would survive).
-    transaction = conn.transaction(isolation="read_committed")
-    async with round_trip(conn, request, "BEGIN"):
-        await transaction.start()
+    Behind a transaction pooler, the writer's limits are set for this transaction alone.
+
+    BEGIN, the limits and ``prelude`` (statements that need no answer: locks, checks) go in
+    one round trip; statements the block adds to ``before_commit`` go with COMMIT."""
+    transaction = Transaction(conn, (request.set_local, *prelude))
     try:
-        if request.set_local:
-            # One round trip for all of them, and inside the try: a setting the server
-            # refuses rolls the transaction back like any other error.
-            async with round_trip(conn, request, "SET LOCAL"):
-                await conn.execute(request.set_local)
-        yield
+        # Inside the try: a setting or a lock the server refuses rolls the transaction back
+        # like any other error.
+        async with round_trip(conn, request, "BEGIN"):
+            await transaction.start()
+        yield transaction
     except BaseException as exc:
         await abandon(conn, transaction, exc)
         raise
     await commit_transaction(conn, transaction, request)
+    for done in transaction.after_commit:
+        done()
 
 
 @contextlib.asynccontextmanager
@@ -197,7 +199,9 @@ def state_known(error: BaseException) -> bool:
     return isinstance(error, Exception)
 
 
-async def commit_transaction(conn: asyncpg.Connection, transaction: Any, request: Target) -> None:
+async def commit_transaction(
+    conn: asyncpg.Connection, transaction: Transaction, request: Target
+) -> None:
     try:
         async with round_trip(conn, request, "COMMIT"):
             await transaction.commit()
@@ -211,3 +215,10 @@ async def commit_transaction(conn: asyncpg.Connection, transaction: Any, request
             f"{request.display}: the rows may or may not be stored, so they are not sent again",
             table=request.display,
         ) from exc
+    except BulkWriteError:
+        # A statement sent ahead of COMMIT failed: the transaction is still open, aborted.
+        if not lost(conn):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await transaction.rollback()
+        raise

@@ -17,6 +17,7 @@ from ._identifiers import column_list, quote_ident
 from ._mode_writer import ModeWriter, pieces
 from ._quarantine import Rejected
 from ._retry import is_data_error
+from ._txn import Savepoint
 
 # A table has at most 1,600 columns (MaxHeapAttributeNumber).
 MAX_COLUMNS = 1_600
@@ -101,7 +102,7 @@ class StagedWriter(ModeWriter):
         while True:
             # Under a savepoint: if the server refuses a row, the stage is still there to
             # find which one.
-            savepoint = conn.transaction()
+            savepoint = Savepoint(conn)
             await savepoint.start()
             try:
                 counts = await conn.fetchrow(self.counted_apply_sql(), timeout=self.timeout)
@@ -162,7 +163,7 @@ class StagedWriter(ModeWriter):
         return int(low), error
 
     async def _fails(self, conn: asyncpg.Connection, upto: int) -> asyncpg.PostgresError | None:
-        probe = conn.transaction()
+        probe = Savepoint(conn)
         await probe.start()
         try:
             await self._apply(conn, upto)

@@ -15,7 +15,7 @@ from ._catalog import (
 )
 from ._guards import round_trip
 from ._identifiers import check_identifier, quote_ident
-from ._locks import CREATE, SLICE, lock
+from ._locks import CREATE, SLICE, lock, slice_key
 from ._progress import Stats
 from ._request import WriteRequest
 from .errors import SchemaMismatchError, TerminalWriteError
@@ -79,6 +79,15 @@ async def resolve_target(
         info = await describe_table(conn, request.table, schema=request.schema)
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
+    check_target(request, info, columns)
+    stats.columns = columns
+    stats.table = info.display
+    return info, columns
+
+
+def check_target(request: WriteRequest, info: TableInfo, columns: tuple[str, ...]) -> None:
+    """Whether the data's columns can go into ``info`` by the request's mode; one error
+    listing every difference if not."""
     check_columns(info, columns, mode=request.write_mode, key_columns=request.key_columns)
     if isinstance(request.replace, KeyRange) and request.replace.column not in columns:
         raise SchemaMismatchError(
@@ -88,19 +97,23 @@ async def resolve_target(
         )
     if request.write_mode.needs_keys:
         check_key_columns(info, columns, request.key_columns, mode=request.write_mode)
-    stats.columns = columns
-    stats.table = info.display
-    return info, columns
 
 
-async def clear(conn: asyncpg.Connection, request: WriteRequest, stats: Stats) -> None:
+async def clear(
+    conn: asyncpg.Connection, request: WriteRequest, stats: Stats, *, info: TableInfo | None = None
+) -> None:
     """Remove what the write replaces, inside its transaction.
 
     A whole table is TRUNCATEd: readers wait on its ACCESS EXCLUSIVE lock and then see the new
     rows, never a half-loaded table. A KeyRange is DELETEd: readers keep seeing the old slice
-    until COMMIT, and writers of other ranges are not blocked (row locks only)."""
+    until COMMIT, and writers of other ranges are not blocked (row locks only).
+
+    ``info``: the table as the transaction's BEGIN batch checked it, with the slice's turn
+    already taken there (``_target_cache.prelude``); else it is read and the turn taken here."""
+    taken = info is not None
     async with round_trip(conn, request, "replace"):
-        info = await describe_table(conn, request.table, schema=request.schema)
+        if info is None:
+            info = await describe_table(conn, request.table, schema=request.schema)
         if info is None:
             raise SchemaMismatchError(
                 f"table {request.display} does not exist, so it cannot be replaced",
@@ -117,7 +130,8 @@ async def clear(conn: asyncpg.Connection, request: WriteRequest, stats: Stats) -
             # rows that another writer of the slice commits after it began, so without the
             # turn both loads would survive. The DELETE runs after the wait, as a statement
             # of its own, so that its snapshot includes what the other writer committed.
-            await lock(conn, SLICE, info.oid, key_range.column, key_range.start, key_range.end)
+            if not taken:
+                await lock(conn, SLICE, *slice_key(info, key_range))
             try:
                 status = await conn.execute(
                     f"DELETE FROM {info.qualified} WHERE {key_range.where_sql()}",
