@@ -69,4 +69,5 @@ def still_valid_sql(info: TableInfo, *, mode: str = "ROW EXCLUSIVE") -> list[str
 def is_stale(exc: BaseException) -> bool:
     """Whether ``exc`` is the check refusing a cached description."""
     cause = exc.__cause__ if isinstance(exc, BulkWriteError) else exc
-    return isinstance(cause, asyncpg.ObjectNotInPrerequisiteStateError)
+    # Exactly this class: lock_timeout's LockNotAvailableError (55P03) is a subclass.
+    return type(cause) is asyncpg.ObjectNotInPrerequisiteStateError

@@ -89,14 +89,22 @@ async def _write_in_one_transaction(
                 await _write_body(conn, txn, request, first, frames, None, stats, log)
             return
         for attempt in (1, 2):
-            info, _ = target
+            info, columns = target
+            # The stage of update and upsert is made by the BEGIN batch too.
+            writer = _new_writer(request, info, columns, fresh=request.replace is True)
+            begun = False
             try:
-                async with transaction(conn, request, prelude(request, info)) as txn:
-                    await _write_body(conn, txn, request, first, frames, target, stats, log)
+                statements = [*prelude(request, info), *writer.setup_sql()]
+                async with transaction(conn, request, statements) as txn:
+                    begun = True
+                    await _write_body(
+                        conn, txn, request, first, frames, target, stats, log, writer=writer
+                    )
                 return
             except BulkWriteError as exc:
-                # Only the BEGIN batch's check raises this, before any row was read or sent.
-                if attempt == 2 or not is_stale(exc):
+                # The BEGIN batch found the table changed: nothing of the data was read or
+                # sent yet, so the write starts over from a fresh description.
+                if begun or attempt == 2 or not is_stale(exc):
                     raise
             target = await known_target(pool, conn, request, first, stats, fresh=True)
             if target is None:
@@ -114,9 +122,12 @@ async def _write_body(
     target: tuple[TableInfo, tuple[str, ...]] | None,
     stats: Stats,
     log: Log,
+    *,
+    writer: ModeWriter | None = None,
 ) -> None:
     """The write inside its transaction. ``target``: the table as the BEGIN batch found it
-    (locked, its description checked, the slice's turn taken); None: read it here."""
+    (locked, its description checked, the slice's turn taken); None: read it here.
+    ``writer``: begun by the BEGIN batch; None: made and begun here."""
     if first is None:
         await clear(conn, request, stats)
         return
@@ -129,9 +140,10 @@ async def _write_body(
         info, columns = target
         if request.replace is not False:
             await clear(conn, request, stats, info=info)
-    writer = await _begin_writer(
-        conn, request, info, columns, fresh=request.replace is True or stats.created
-    )
+    if writer is None:
+        writer = await _begin_writer(
+            conn, request, info, columns, fresh=request.replace is True or stats.created
+        )
     async with contextlib.aclosing(
         Prefetch(prepared_chunks(frames, info, columns, request))
     ) as chunks:
@@ -290,6 +302,15 @@ async def _begin_writer(
 ) -> ModeWriter:
     """The mode's writer, begun. ``fresh``: the table was TRUNCATEd or created earlier in
     this transaction."""
+    writer = _new_writer(request, info, columns, fresh=fresh)
+    async with round_trip(conn, request, "staging"):
+        await writer.begin(conn)
+    return writer
+
+
+def _new_writer(
+    request: WriteRequest, info: TableInfo, columns: Sequence[str], *, fresh: bool
+) -> ModeWriter:
     options = WriterOptions(
         key_columns=request.key_columns,
         apply_once=request.commit == "write",
@@ -298,7 +319,4 @@ async def _begin_writer(
         # never on a partitioned table; quarantine's retries of a chunk run in savepoints.
         freeze=fresh and request.on_bad_rows == "fail" and not info.partitioned,
     )
-    writer = request.write_mode.writer(info, columns, request.round_trip_timeout, options)
-    async with round_trip(conn, request, "staging"):
-        await writer.begin(conn)
-    return writer
+    return request.write_mode.writer(info, columns, request.round_trip_timeout, options)

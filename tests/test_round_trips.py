@@ -1,0 +1,115 @@
+"""What a write costs in round trips, counted by a proxy between the writer and the server,
+and what the savings must not cost: a description kept per pool is checked by every write,
+so a table changed between two writes (even to a type of the same width) is written right.
+Counts, not times: the speed under latency is in the benchmark (``--rtt``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from benchmarks._proxy import DelayProxy
+from benchmarks._rtt import target_of, through
+from resources import KeyRange, PostgresBulkWriter
+
+ROWS = 1_000
+
+
+@pytest.fixture
+def proxy(tcp_dsn: str) -> Iterator[DelayProxy]:
+    host, port = target_of(tcp_dsn)
+    with DelayProxy(host, port, rtt_ms=0) as running:
+        yield running
+
+
+def _users(start: int = 1) -> pd.DataFrame:
+    ids = range(start, start + ROWS)
+    return pd.DataFrame({"id": list(ids), "name": [f"user {i}" for i in ids]})
+
+
+def _trips(proxy: DelayProxy, write: Any) -> int:
+    proxy.take()
+    write()
+    return proxy.take().round_trips
+
+
+def test_a_warm_partition_replace_costs_four_round_trips(
+    tcp_dsn: str, db: Any, schema: str, proxy: DelayProxy
+) -> None:
+    # A bigserial written with explicit ids: the sequence moves too, as for a partition.
+    db.execute(f'CREATE TABLE "{schema}".users (id bigserial PRIMARY KEY, name text)')
+    span = KeyRange("id", 1, ROWS + 1)
+    with PostgresBulkWriter(dsn=through(tcp_dsn, proxy.port)) as writer:
+        writer.write("users", _users(), schema=schema, replace=span)
+
+        def again() -> None:
+            writer.write("users", _users(), schema=schema, replace=span)
+
+        # BEGIN with the limits, the slice's turn and the description's check; the DELETE;
+        # the COPY; the sequence's advance with COMMIT.
+        assert _trips(proxy, again) == 4
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".users') == ROWS
+    # The sequence moved past the ids written, so the server's next default is above them.
+    assert db.fetchval(f"SELECT nextval('\"{schema}\".users_id_seq')") == ROWS + 1
+
+
+def test_appending_and_upserting_warm_cost_three_and_five(
+    tcp_dsn: str, db: Any, schema: str, proxy: DelayProxy
+) -> None:
+    db.execute(f'CREATE TABLE "{schema}".t (id bigint PRIMARY KEY, name text)')
+    with PostgresBulkWriter(dsn=through(tcp_dsn, proxy.port)) as writer:
+        writer.write("t", _users(), schema=schema, mode="copy")
+        trips = _trips(
+            proxy, lambda: writer.write("t", _users(ROWS + 1), schema=schema, mode="copy")
+        )
+        assert trips == 3  # BEGIN batch, COPY, COMMIT
+        writer.write("t", _users(), schema=schema, mode="upsert", key_columns=["id"])
+        trips = _trips(
+            proxy,
+            lambda: writer.write("t", _users(), schema=schema, mode="upsert", key_columns=["id"]),
+        )
+        # BEGIN batch with the stage's creation, COPY into it, SAVEPOINT, the apply, COMMIT.
+        assert trips <= 6
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".t') == 2 * ROWS
+
+
+def test_a_column_retyped_to_the_same_width_between_writes_is_seen(
+    dsn: str, db: Any, schema: str, writer: PostgresBulkWriter
+) -> None:
+    # int4 and float4 are both 4 bytes in binary COPY: a writer trusting its stale
+    # description would send 1.5 as an error, or an int's bytes read as a float.
+    db.execute(f'CREATE TABLE "{schema}".m (id int PRIMARY KEY, v int4)')
+    writer.write("m", pd.DataFrame({"id": [1], "v": [7]}), schema=schema)
+    db.execute(f'ALTER TABLE "{schema}".m ALTER COLUMN v TYPE float4')
+    writer.write("m", pd.DataFrame({"id": [2], "v": [1.5]}), schema=schema)
+    rows = db.fetch(f'SELECT id, v FROM "{schema}".m ORDER BY id')
+    assert [(r["id"], r["v"]) for r in rows] == [(1, 7.0), (2, 1.5)]
+
+
+def test_a_table_recreated_or_given_a_column_between_writes_is_written_as_it_is_now(
+    dsn: str, db: Any, schema: str, writer: PostgresBulkWriter
+) -> None:
+    db.execute(f'CREATE TABLE "{schema}".r (id bigint, name text)')
+    writer.write("r", _users(), schema=schema, replace=KeyRange("id", 1, ROWS + 1))
+    db.execute(f'ALTER TABLE "{schema}".r ADD COLUMN score double precision')
+    frame = _users().assign(score=0.5)
+    writer.write("r", frame, schema=schema, replace=KeyRange("id", 1, ROWS + 1))
+    assert db.fetchval(f'SELECT sum(score) FROM "{schema}".r') == ROWS * 0.5
+
+    db.execute(f'DROP TABLE "{schema}".r')
+    db.execute(f"CREATE TABLE \"{schema}\".r (name text, id bigint, extra text DEFAULT 'x')")
+    writer.write("r", _users(), schema=schema, replace=KeyRange("id", 1, ROWS + 1))
+    assert db.fetchval(f"SELECT count(*) FROM \"{schema}\".r WHERE extra = 'x'") == ROWS
+
+
+def test_a_statement_run_through_execute_leaves_nothing_in_the_session(
+    dsn: str, writer: PostgresBulkWriter
+) -> None:
+    # The pool's own reset is skipped after writes; execute() resets its connection itself.
+    default = writer.fetch("SHOW statement_timeout")[0]["statement_timeout"]
+    for _ in range(3):  # whichever pooled connection the next call gets
+        writer.execute("SET statement_timeout = '123s'")
+        assert writer.fetch("SHOW statement_timeout")[0]["statement_timeout"] == default
