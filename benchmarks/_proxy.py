@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 # Bytes read per call: a 256 KiB COPY chunk takes a few reads, a protocol message one.
 _READ = 1 << 16
@@ -52,8 +54,48 @@ class DelayProxy:
     """``with DelayProxy("127.0.0.1", 5432, rtt_ms=10) as proxy:`` then connect to
     ``proxy.port``; ``proxy.take()`` returns the counts since the last call and starts anew.
 
-    It runs on an event loop of its own in a thread, so that the code measured (which may
-    block its own thread) never delays the forwarding."""
+    It runs in a process of its own, so that the code measured (its threads converting
+    chunks, its event loop) never competes with the forwarding for the interpreter."""
+
+    def __init__(self, host: str, port: int, *, rtt_ms: float) -> None:
+        self._args = (host, port, rtt_ms)
+        self.port = 0
+
+    def __enter__(self) -> DelayProxy:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_forward, args=(*self._args, child), daemon=True)
+        self._process.start()
+        if not self._pipe.poll(30):
+            self._process.terminate()
+            raise RuntimeError("the delaying proxy did not start within 30 s")
+        self.port = int(self._pipe.recv())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(OSError):
+            self._pipe.send("stop")
+        self._process.join(15)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+
+    def take(self) -> Counts:
+        self._pipe.send("take")
+        counts: Counts = self._pipe.recv()
+        return counts
+
+
+def _forward(host: str, port: int, rtt_ms: float, pipe: Connection) -> None:
+    """The proxy's process: forward until told to stop, answering for the counts."""
+    with _Forwarder(host, port, rtt_ms=rtt_ms) as forwarder:
+        pipe.send(forwarder.port)
+        while pipe.recv() == "take":
+            pipe.send(forwarder.take())
+
+
+class _Forwarder:
+    """The forwarding itself, on an event loop in a thread of the proxy's process."""
 
     def __init__(self, host: str, port: int, *, rtt_ms: float) -> None:
         self.host, self.target_port = host, port
@@ -66,7 +108,7 @@ class DelayProxy:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def __enter__(self) -> DelayProxy:
+    def __enter__(self) -> _Forwarder:
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
         self.port = future.result(10)
@@ -111,6 +153,21 @@ class DelayProxy:
             return
         # The handshake's round trip, before the client's first bytes travel.
         handshake_done = time.monotonic() + 2 * self.delay
+        # Stopped with connections open: a cancelled handler would be reported by asyncio's
+        # stream machinery as an error; ending it quietly is all that stopping needs.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._relay(client_r, client_w, server_r, server_w, link, handshake_done)
+        self._tasks.discard(task)
+
+    async def _relay(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        server_r: asyncio.StreamReader,
+        server_w: asyncio.StreamWriter,
+        link: _Link,
+        handshake_done: float,
+    ) -> None:
         try:
             await asyncio.gather(
                 self._pipe(client_r, server_w, link, upstream=True, not_before=handshake_done),
@@ -120,7 +177,6 @@ class DelayProxy:
             for writer in (client_w, server_w):
                 with contextlib.suppress(Exception):
                     writer.close()
-            self._tasks.discard(task)
 
     async def _pipe(
         self,

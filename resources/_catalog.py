@@ -3,8 +3,10 @@ created from a DataFrame's dtypes."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
+import io
 import json
 import uuid
 from collections.abc import Sequence
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._identifiers import column_list, qualified, quote_ident
+from ._identifiers import check_identifier, column_list, qualified, quote_ident
 from .errors import SchemaMismatchError
 
 if TYPE_CHECKING:
@@ -74,14 +76,17 @@ WHERE c.oid = {oid}
 # would resolve it (the schema given, else the first schema of the search_path that has it).
 # to_regclass answers from the backend's catalog cache, which can still hold "no such table"
 # after another session's CREATE committed while this transaction waited for its turn.
-# One statement, so one round trip (two on a connection that has not prepared it yet).
+# One statement, sent as COPY (...) TO STDOUT: a simple query, so one round trip even on a
+# connection that has not prepared it (a prepared statement costs two there, Parse and then
+# Bind/Execute) and behind a transaction pooler, where nothing stays prepared. The names go
+# in as escaped literals (``_literal``), like every identifier this package quotes.
 _DESCRIBE_SQL = f"""
 SELECT r.oid, r.body, md5(r.body) AS fingerprint
 FROM (SELECT rc.oid, ({BODY_SQL.format(oid="rc.oid")}) AS body
       FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-      WHERE rc.relname = $2
-        AND CASE WHEN $1::text IS NULL THEN rn.nspname = ANY (current_schemas(true))
-                 ELSE rn.nspname = $1::text END
+      WHERE rc.relname = @table
+        AND CASE WHEN @schema::text IS NULL THEN rn.nspname = ANY (current_schemas(true))
+                 ELSE rn.nspname = @schema::text END
       ORDER BY array_position(current_schemas(true), rn.nspname::text)
       LIMIT 1) r
 """
@@ -173,10 +178,18 @@ async def describe_table(
     conn: asyncpg.Connection, table: str, *, schema: str | None
 ) -> TableInfo | None:
     """The table as the server sees it now, or ``None`` if it does not exist."""
-    row = await conn.fetchrow(_DESCRIBE_SQL, schema, table)
-    if row is None:
+    sql = _DESCRIBE_SQL.replace("@table", _literal(table)).replace("@schema", _literal(schema))
+    received = bytearray()
+
+    async def sink(data: bytes) -> None:
+        received.extend(data)
+
+    await conn.copy_from_query(sql, output=sink, format="csv")
+    rows = list(csv.reader(io.StringIO(received.decode())))
+    if not rows:
         return None
-    body = json.loads(row["body"])
+    oid, text, fingerprint = rows[0]
+    body = json.loads(text)
     if body["relkind"] not in ("r", "p"):
         kind = _RELKINDS.get(body["relkind"], f"a relation of kind {body['relkind']!r}")
         display = f"{body['schema']}.{body['name']}"
@@ -188,14 +201,22 @@ async def describe_table(
         column.pop("attnum")
         columns[column["name"]] = ColumnInfo(**column)
     return TableInfo(
-        oid=row["oid"],
+        oid=int(oid),
         schema=body["schema"],
         name=body["name"],
         columns=columns,
         unique_keys=tuple(frozenset(cols) for cols in body["keys"]),
         partitioned=body["relkind"] == "p",
-        fingerprint=row["fingerprint"],
+        fingerprint=fingerprint,
     )
+
+
+def _literal(value: str | None) -> str:
+    """``value`` as an SQL string literal that means the same whatever
+    standard_conforming_strings says (E'' with its backslashes and quotes doubled)."""
+    if value is None:
+        return "NULL"
+    return "E'" + check_identifier(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def check_columns(

@@ -113,3 +113,35 @@ def test_a_statement_run_through_execute_leaves_nothing_in_the_session(
     for _ in range(3):  # whichever pooled connection the next call gets
         writer.execute("SET statement_timeout = '123s'")
         assert writer.fetch("SHOW statement_timeout")[0]["statement_timeout"] == default
+
+
+def test_a_new_writer_replacing_a_partition_costs_nine_round_trips(
+    tcp_dsn: str, db: Any, schema: str, proxy: DelayProxy
+) -> None:
+    db.execute(f'CREATE TABLE "{schema}".users (id bigserial PRIMARY KEY, name text)')
+    span = KeyRange("id", 1, ROWS + 1)
+
+    def step() -> None:
+        # As a Dagster step: a writer of its own, its pool opened and closed with the write.
+        PostgresBulkWriter(dsn=through(tcp_dsn, proxy.port)).write(
+            "users", _users(), schema=schema, replace=span
+        )
+
+    step()
+    # Connecting: the TCP handshake, the SSL request the server declines, the startup. Then
+    # the description (one COPY ... TO STDOUT), the BEGIN batch, the DELETE (parsed, then
+    # run: a new connection has it not prepared), the COPY, the sequences with COMMIT.
+    assert _trips(proxy, step) <= 9
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".users') == ROWS
+
+
+@pytest.mark.parametrize("name", ["it's", 'a "b"', "back\\slash", "E'x'"])
+def test_names_that_need_escaping_are_described_and_written(
+    db: Any, schema: str, writer: PostgresBulkWriter, name: str
+) -> None:
+    quoted = '"' + name.replace('"', '""') + '"'
+    db.execute(f'CREATE TABLE "{schema}".{quoted} (id bigint, {quoted} text)')
+    frame = pd.DataFrame({"id": [1, 2], name: ["x", "y"]})
+    for _ in range(2):  # described, then from the cache, checked
+        writer.write(name, frame, schema=schema, replace=KeyRange("id", 1, 3))
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".{quoted}') == 2
