@@ -168,7 +168,7 @@ def _raw_replace(dsn: str, proxy: DelayProxy, schema: str, writes: int) -> dict[
         loop.close()
 
 
-def _big(dsn: str, direct: str, schema: str) -> dict[str, Any]:
+def _big(dsn: str, direct: str, schema: str, proxy: DelayProxy) -> dict[str, Any]:
     tables = Tables(schema)
     results: dict[str, Any] = {}
     frame, keyed = narrow_frame(BIG_ROWS), keyed_frame("narrow", BIG_ROWS)
@@ -182,10 +182,16 @@ def _big(dsn: str, direct: str, schema: str) -> dict[str, Any]:
             data = keyed
         with PostgresBulkWriter(dsn=dsn) as writer:
             writer.execute("SELECT 1")  # the pool open before the clock starts
+            proxy.take()
             started = time.perf_counter()
             writer.write(table, data, **options)
             seconds = time.perf_counter() - started
-        results[mode] = {"rows_per_second": BIG_ROWS / seconds, "seconds": seconds}
+            trips = proxy.take().round_trips
+        results[mode] = {
+            "rows_per_second": BIG_ROWS / seconds,
+            "seconds": seconds,
+            "round_trips": trips,
+        }
     return results
 
 
@@ -212,7 +218,7 @@ def run_rtt(
             rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in proxies}
             for _ in range(repeat if big else 0):
                 for key, proxy in proxies.items():
-                    rounds[key].append(_big(through(dsn, proxy.port), dsn, tables.schema))
+                    rounds[key].append(_big(through(dsn, proxy.port), dsn, tables.schema, proxy))
             for key, results in rounds.items():
                 if results:
                     runs[key]["big"] = {
@@ -221,6 +227,7 @@ def run_rtt(
                                 r[mode]["rows_per_second"] for r in results
                             ),
                             "rounds": [r[mode]["rows_per_second"] for r in results],
+                            "round_trips": max(r[mode]["round_trips"] for r in results),
                         }
                         for mode in BIG_MODES
                     }
@@ -268,15 +275,20 @@ def render_rtt(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"| {BIG_ROWS:,} rows (narrow), median of {results['repeat']} | rows/s at 0 ms | "
-            f"at {rtt:g} ms RTT | ratio |",
-            "|---|---:|---:|---:|",
+            f"at {rtt:g} ms RTT | ratio | round trips | ratio if latency only added "
+            f"round trips x {rtt:g} ms |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for mode in BIG_MODES:
             a, b = zero["big"][mode], slow["big"][mode]
             ratio = b["rows_per_second"] / a["rows_per_second"]
+            # What the round trips alone predict: the 0 ms time plus one RTT per trip.
+            zero_seconds = BIG_ROWS / a["rows_per_second"]
+            predicted = zero_seconds / (zero_seconds + b["round_trips"] * rtt / 1000)
             lines.append(
                 f"| {mode} | {a['rows_per_second'] / 1000:.0f}k | "
-                f"{b['rows_per_second'] / 1000:.0f}k | {ratio:.2f} |"
+                f"{b['rows_per_second'] / 1000:.0f}k | {ratio:.2f} | {b['round_trips']} | "
+                f"{predicted:.2f} |"
             )
     lines += ["", f"Machine: {results['machine']}."]
     return "\n".join(lines) + "\n"
