@@ -34,7 +34,8 @@ METHOD = (
     "(bytes the client sends again before the answer ride the same trip), plus one per new "
     "connection's TCP handshake, whose first bytes the proxy holds back one round trip. "
     "Z: the server's ReadyForQuery messages, one per query cycle of the protocol (no "
-    "handshake, no SSL negotiation)."
+    "handshake, no SSL negotiation). A pipelined stream (executemany) whose answers come "
+    "back while the client is still sending counts each burst of answers: an upper bound."
 )
 SMALL_MODES = ("copy", "insert", "executemany", "update", "upsert", "replace", "replace_cold")
 BIG_MODES = ("insert", "copy", "upsert", "executemany")
