@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._files import render_files, run_files
 from ._report import render_markdown, render_text
 from ._run import SECTIONS, Options, run_benchmarks
 
@@ -39,8 +40,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=list(SECTIONS),
-        help="run only this section (repeatable)",
+        choices=[*SECTIONS, "files"],
+        help="run only this section (repeatable); files (CSV and Parquet against psql \\copy "
+        "and the COPY ceiling, ~2 GB of files at 1M rows) runs only when named",
     )
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument(
@@ -94,13 +96,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--dsn" in shown:
         # Keep a password out of the report.
         shown[shown.index("--dsn") + 1 : shown.index("--dsn") + 2] = ["..."]
+    only = tuple(args.only or SECTIONS)
+    if "files" in only:
+        files = run_files(
+            rows=rows,
+            repeat=repeat,
+            dsn=dsn,
+            schema=args.schema,
+            say=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        report = render_files(files)
+        print(report)
+        if args.json:
+            args.json.with_suffix(".files.json").write_text(json.dumps(files, indent=2) + "\n")
+        if args.markdown:
+            args.markdown.with_suffix(".files.md").write_text(report)
+        only = tuple(s for s in only if s != "files")
+        if not only:
+            return 0
     options = Options(
         rows=rows,
         repeat=repeat,
         dsn=dsn,
         source=source,
         schema=args.schema,
-        only=tuple(args.only or SECTIONS),
+        only=only,
         quick=args.quick,
         keep_tables=args.keep_tables,
         command=shlex.join(["python", "-m", "benchmarks", *shown]),

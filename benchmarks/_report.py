@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._native import render as render_native
+
 _HEADERS = (
     "case",
     "rows",
@@ -89,6 +91,8 @@ def render_text(results: dict[str, Any]) -> str:
             cells += [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
             lines.append("  ".join(cells))
         lines += [f"  {note}" for note in _notes(results, section)]
+    if "native" in results:
+        lines += ["", *render_native(results["native"])]
     return "\n".join(lines) + "\n"
 
 
@@ -114,4 +118,6 @@ def render_markdown(results: dict[str, Any]) -> str:
         if notes:
             out.append("")
             out += [f"- {note.removeprefix('* ')}" for note in notes]
+    if "native" in results:
+        out += ["", *render_native(results["native"])]
     return "\n".join(out) + "\n"

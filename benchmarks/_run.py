@@ -35,12 +35,15 @@ from ._cases import (
 from ._data import SHAPES, frame_to_tuples, insert_frame, keyed_frame, quote, update_frame
 from ._data import update_rows as count_update_rows
 from ._measure import CaseFailed, Isolated, median
+from ._native import run_native
 
 SECTIONS = {
     "narrow": ("narrow",),
     "wide": ("wide",),
     "update": ("update_narrow", "update_wide"),
     "stream": ("stream",),
+    # Not a section of cases: one table, replaced three ways in this process (_native.py).
+    "native": (),
 }
 _SETTINGS = ("shared_buffers", "max_wal_size", "synchronous_commit", "fsync", "wal_level")
 
@@ -103,7 +106,7 @@ def run_benchmarks(options: Options, *, progress: Any = None) -> dict[str, Any]:
         server["checkpoint_between_cases"] = all(
             o.get("checkpoint", True) for outcomes in rounds.values() for o in outcomes
         )
-        return {
+        results = {
             "benchmark": {
                 "rows": options.rows,
                 "update_rows": count_update_rows(options.rows),
@@ -121,6 +124,10 @@ def run_benchmarks(options: Options, *, progress: Any = None) -> dict[str, Any]:
             "server": server,
             "sections": _aggregate(options, sections, plan, rounds, failures, server),
         }
+        if "native" in options.only:
+            say(f"native partitions: {options.rows:,} rows in 100 partitions")
+            results["native"] = run_native(options.dsn, options.schema, options.rows)
+        return results
     finally:
         if not options.keep_tables:
             asyncio.run(_drop(options, sections, created_schema))

@@ -10,6 +10,7 @@ from .discovery import specs_from_path as specs_from_path
 from .discovery import specs_from_yaml as specs_from_yaml
 from .factory import build_asset as build_asset
 from .factory import build_definitions as build_definitions
+from .fetch import ArrowRead as ArrowRead
 from .fetch import Fetcher as Fetcher
 from .fetch import FetchError as FetchError
 from .loading import PartitionLoad as PartitionLoad

@@ -147,6 +147,7 @@ class Dataset(Resolvable):
     ] = None
     ddl: str | None = None
     create: bool = False
+    native_partitions: bool = False
     chunk_size: int | None = None
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     rejects_table: str | None = None
@@ -204,6 +205,7 @@ def _spec(dataset: Dataset, base: Path) -> DatasetSpec:
         "automation_condition": dataset.automation_condition,
         "ddl": dataset.ddl,
         "create": dataset.create,
+        "native_partitions": dataset.native_partitions,
         "chunk_size": dataset.chunk_size,
         "on_bad_rows": dataset.on_bad_rows,
         "rejects_table": dataset.rejects_table,

@@ -9,18 +9,22 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from resources._retry import backoff
 
+from ._fetch_arrow_csv import ARROW_CSV_OPTIONS, DEFAULT_NULL_VALUES, csv_batches
+from ._fetch_batches import ArrowRead, read_ahead, shaped
 from ._fetch_errors import FetchError, Where, redact, scrubbed
 from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
 from ._fetch_read import ReadRequest
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_source import Source, download, open_bytes
 
-__all__ = ["FetchError", "Fetcher", "Format"]
+__all__ = ["ArrowRead", "FetchError", "Fetcher", "Format"]
 
 # Options that would break the chunk contract; chunk_rows says how many rows.
 _RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
@@ -66,6 +70,14 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 },
             )
     """
+
+    # A misspelled option is an error, not silently ignored; the error never echoes a value
+    # (a header may hold a token).
+    model_config = {
+        **ConfigurableResource.model_config,
+        "extra": "forbid",
+        "hide_input_in_errors": True,
+    }
 
     timeout: float = Field(
         default=30.0,
@@ -198,6 +210,135 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             columns=shape.source_columns(),
         )
         return self._frames(chosen, source, shape, read)
+
+    def batches(
+        self,
+        location: str,
+        *,
+        format: Format | None = None,
+        rename: Mapping[str, str] | None = None,
+        columns: Sequence[str] | None = None,
+        chunk_rows: int | None = None,
+        null_values: Sequence[str] | None = None,
+        read_options: Mapping[str, Any] | None = None,
+    ) -> ArrowRead:
+        """The dataset at ``location`` as Arrow record batches, the fast way to a table.
+
+        Give the result to ``writer.write(table, fetcher.batches(url))`` as it is (not
+        called): the writer looks the table up first and the reader parses each CSV column as
+        the table's column type, as ``psql \\copy`` does (booleans as ``t``/``false``/``yes``,
+        timestamps with or without a zone, numerics exactly); the batches reach binary COPY
+        without pandas. Called (``fetcher.batches(url)()``) it reads with inferred types.
+
+        Args:
+            location, format, rename, columns, chunk_rows: as for :meth:`frames`.
+            null_values: field texts read as NULL (CSV); default
+                :data:`~bulk_assets._fetch_arrow_csv.DEFAULT_NULL_VALUES`: the empty field,
+                ``NA``, ``N/A``, ``NULL``, ``null``, ``NaN``, ``None``, ``#N/A`` ... (pandas'
+                list). A quoted field is always text.
+            read_options: CSV: ``sep``, ``quotechar``, ``encoding``; any other option reads
+                through pandas (:meth:`frames`) without the table's types.
+
+        Raises:
+            FetchError: on first use or later, as :meth:`frames`; a CSV value that does not
+                parse as its column's type names its line (header = line 1) and column.
+        """
+        rows = self.chunk_rows if chunk_rows is None else chunk_rows
+        if rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {rows}")
+        shown = redact(location)
+        named, gzip_name = infer_format(location.split("?", 1)[0].split("#", 1)[0])
+        chosen = file_format(format) if format else named
+        if chosen is None:
+            raise ValueError(
+                f"cannot tell the format of {shown}: pass format= one of {tuple(FILE_FORMATS)}"
+            )
+        where = Where(shown, chosen.name)
+        source = Source.parse(location, where, gzip_name=gzip_name)
+        back = {target: name for name, target in (rename or {}).items()}
+        read = ReadRequest(
+            where,
+            chunk_rows=rows,
+            chunk_bytes=self.chunk_bytes,
+            max_line_bytes=self.max_line_bytes,
+            read_options=dict(read_options or {}),
+            text_columns=(),
+            columns=None if columns is None else [back.get(c, c) for c in columns],
+        )
+        nulls = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
+
+        def open_(types: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
+            by_source = {back.get(name, name): base for name, base in types.items()}
+            return read_ahead(
+                shaped(
+                    self._batches(chosen, source, read, by_source, nulls),
+                    where,
+                    rename=rename or {},
+                    columns=columns,
+                )
+            )
+
+        return ArrowRead(open_)
+
+    def _batches(
+        self,
+        chosen: FileFormat,
+        source: Source,
+        read: ReadRequest,
+        types: Mapping[str, str],
+        null_values: Sequence[str],
+    ) -> Generator[pa.RecordBatch, None, None]:
+        attempt = 0
+        while True:
+            yielded = False
+            try:
+                with contextlib.ExitStack() as stack:
+                    for batch in self._raw_batches(chosen, source, read, stack, types, null_values):
+                        yielded = True
+                        yield batch
+                return
+            except FetchError as exc:
+                failure = scrubbed(exc, source.secrets)
+                retry = not yielded and exc.transient and attempt < self.retries
+            if not retry:
+                raise failure
+            attempt += 1
+            time.sleep(backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX))
+
+    def _raw_batches(
+        self,
+        chosen: FileFormat,
+        source: Source,
+        read: ReadRequest,
+        stack: contextlib.ExitStack,
+        types: Mapping[str, str],
+        null_values: Sequence[str],
+    ) -> Iterator[pa.RecordBatch]:
+        if chosen.name == "parquet":
+            path = source.path
+            if path is None or source.gzip_name:
+                stream = open_bytes(
+                    source,
+                    stack,
+                    timeout=self.timeout,
+                    headers=self.headers,
+                    user_agent=self.user_agent,
+                )
+                path = download(stream, source.where, suffix=chosen.extensions[0])
+                stack.callback(path.unlink, missing_ok=True)
+            columns = None if read.columns is None else list(read.columns)
+            batches: Iterator[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(
+                batch_size=read.chunk_rows, columns=columns
+            )
+            return batches
+        stream = open_bytes(
+            source, stack, timeout=self.timeout, headers=self.headers, user_agent=self.user_agent
+        )
+        if chosen.name == "csv" and set(read.read_options) <= ARROW_CSV_OPTIONS:
+            return csv_batches(stream, read, types=types, null_values=null_values)
+        assert chosen.read_stream is not None, "CSV and JSON Lines read streams"
+        frames = chosen.read_stream(stream, read)
+        return (pa.RecordBatch.from_pandas(f, preserve_index=False) for f in frames)
 
     def _frames(
         self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest

@@ -51,6 +51,7 @@ def load_dataset(
             on_bad_rows=spec.on_bad_rows,
             rejects_table=spec.rejects_table,
             **spec.dataset_mode.write_options(partition.range, spec.key_columns),
+            native_partitions=spec.native_partitions,
         )
         loads.append(PartitionLoad(key, result))
         log.info(

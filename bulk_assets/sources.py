@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._fetch_formats import infer_format
 from ._location import fill
 from .specs import DatasetSpec, FetchSource
 
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["rows_for"]
 
+# Formats read as Arrow batches parsed by the table's types when no dtypes are declared;
+# JSON Lines keeps the pandas reader, which names a malformed line.
+_ARROW_FORMATS = frozenset({"csv", "parquet"})
+
 
 def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Callable[[], Any]:
     """A zero-argument factory of the partition's rows: the writer calls it again to replay
@@ -22,6 +27,24 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
     source = spec.source
     if isinstance(source, FetchSource):
         location = _format_location(source.location, partition)
+
+        named, _ = infer_format(location.split("?", 1)[0])
+        chosen = source.format or (named.name if named else None)
+        if not source.dtypes and chosen in _ARROW_FORMATS:
+            # Arrow batches, each column parsed as the table's column type: the writer looks
+            # the table up and tells the reader before reading (see Fetcher.batches).
+            return fetcher.batches(
+                location,
+                format=source.format,
+                rename=source.rename or None,
+                columns=source.columns,
+                chunk_rows=spec.chunk_size,
+                null_values=source.null_values,
+                read_options=source.read_options or None,
+            )
+        read_options = dict(source.read_options)
+        if source.null_values is not None and (source.format or "csv") == "csv":
+            read_options.update(na_values=source.null_values, keep_default_na=False)
 
         def fetched() -> Any:
             return fetcher.frames(
@@ -31,7 +54,7 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
                 dtypes=source.dtypes or None,
                 columns=source.columns,
                 chunk_rows=spec.chunk_size,
-                read_options=source.read_options or None,
+                read_options=read_options or None,
             )
 
         return fetched

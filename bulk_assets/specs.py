@@ -83,6 +83,13 @@ class FetchSource(_Spec):
     read_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the reader, e.g. {sep: ';'}."
     )
+    null_values: list[str] | None = Field(
+        default=None,
+        description=(
+            "Field texts read as missing (CSV); default: the empty field, NA, N/A, NULL, null, "
+            "NaN, None, #N/A ... (pandas' list). [''] keeps 'NA' (Namibia) as text."
+        ),
+    )
 
     @field_validator("location")
     @classmethod
@@ -194,6 +201,14 @@ class DatasetSpec(_Spec):
     create: bool = Field(
         default=False, description="Create a missing table from the first chunk's dtypes."
     )
+    native_partitions: bool = Field(
+        default=False,
+        description=(
+            "Use PostgreSQL's own range partitions on the partition column: create makes "
+            "the table PARTITION BY RANGE and a child per partition on its first load; a "
+            "replace TRUNCATEs that child and loads it by COPY FREEZE (no dead tuples)."
+        ),
+    )
     chunk_size: int | None = Field(default=None, gt=0, description="Rows per chunk written.")
     on_bad_rows: Literal["fail", "quarantine"] = Field(
         default="fail",
@@ -272,6 +287,12 @@ class DatasetSpec(_Spec):
             raise ValueError(
                 "a chunk-partitioned dataset has no partition for a schedule to pick; "
                 "schedule a time-partitioned or unpartitioned dataset"
+            )
+        if self.native_partitions and (self.partitions is None or not self.dataset_mode.replaces):
+            raise ValueError(
+                "native_partitions replaces one partition's child table: it needs "
+                f"partitions and mode replace-partition, got mode {self.mode!r} and "
+                f"{'no partitions' if self.partitions is None else 'partitions'}"
             )
         if isinstance(self.source, FetchSource):
             _check_fields(self.source.location, self.partitions)

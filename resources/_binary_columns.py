@@ -151,6 +151,10 @@ def _encode_bool(col: Column) -> list[Part]:
 
 def _encode_numeric(col: Column) -> list[Part]:
     scale = col.info.numeric_scale
+    if scale is not None and scale < 0:
+        # numeric(5, -2) (PostgreSQL 15+) holds multiples of 100 only: the plain path checks
+        # each value with Decimal.quantize instead of letting the server round it.
+        raise Fallback
     dtype = col.series.dtype
     valid = ~col.na
     if pd.api.types.is_float_dtype(dtype):

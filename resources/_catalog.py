@@ -134,16 +134,20 @@ class ColumnInfo:
     @property
     def numeric_precision(self) -> int | None:
         """The p of numeric(p, s); ``None`` for unconstrained numeric and other types."""
-        # numeric(p, s) stores typmod as ((p << 16) | s) + 4; -1 means unconstrained.
+        # numeric(p, s) stores typmod as ((p << 16) | (s & 0x7FF)) + 4; -1 means unconstrained.
         if self.base_type == "numeric" and self.typmod >= 4:
-            return (self.typmod - 4) >> 16
+            return ((self.typmod - 4) >> 16) & 0xFFFF
         return None
 
     @property
     def numeric_scale(self) -> int | None:
-        """The s of numeric(p, s); ``None`` for unconstrained numeric and other types."""
+        """The s of numeric(p, s); ``None`` for unconstrained numeric and other types.
+
+        Negative since PostgreSQL 15 (``numeric(5, -2)`` rounds to hundreds): the scale is an
+        11-bit two's complement field, -1000 to 1000.
+        """
         if self.base_type == "numeric" and self.typmod >= 4:
-            return (self.typmod - 4) & 0xFFFF
+            return (((self.typmod - 4) & 0x7FF) ^ 0x400) - 0x400
         return None
 
     @property

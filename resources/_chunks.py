@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
+from ._arrow_copy import encode_batch, to_frame
 from ._binary_copy import encode_frame
 from ._catalog import TableInfo
 from ._quarantine import Rejected, convert_keeping_good_rows
 from ._records import frame_to_values
 from ._request import WriteRequest
 from ._sequences import column_maxima, sequence_columns
+from ._sources import Chunk as SourceChunk
 from ._sources import iter_frames
 from .errors import BadValueError, SchemaMismatchError
 from .key_range import KeyRange
@@ -51,7 +54,7 @@ class Chunk:
 
 
 async def prepared_chunks(
-    frames: AsyncIterator[pd.DataFrame],
+    frames: AsyncIterator[SourceChunk],
     info: TableInfo,
     columns: Sequence[str],
     request: WriteRequest,
@@ -59,11 +62,29 @@ async def prepared_chunks(
     offset = 0
     not_null = request.key_columns
     sequenced = sequence_columns(info, columns, request.write_mode)
-    async for frame in frames:
+    async for item in frames:
+        if isinstance(item, pa.RecordBatch):
+            if item.num_rows == 0:
+                continue
+            if item.schema.names != list(columns):
+                _check_same_columns(item.schema.names, columns, request, offset)
+                item = item.select(list(columns))
+            if request.write_mode.binary_copy and request.on_bad_rows == "fail":
+                arrow_chunk = await asyncio.to_thread(
+                    _encode_arrow, item, info, columns, request, offset
+                )
+                if arrow_chunk is not None:
+                    _describe(arrow_chunk, item, request, sequenced)
+                    yield arrow_chunk
+                    offset += item.num_rows
+                    continue
+            frame = await asyncio.to_thread(to_frame, item)
+        else:
+            frame = item
         if frame.empty:
             continue
         if list(frame.columns) != list(columns):
-            _check_same_columns(frame, columns, request, offset)
+            _check_same_columns(list(frame.columns), columns, request, offset)
         frame = frame.reset_index(drop=True)
 
         def convert(part: pd.DataFrame, first_row: int) -> list[tuple[Any, ...]]:
@@ -113,6 +134,35 @@ async def prepared_chunks(
         offset += len(frame)
 
 
+def _encode_arrow(
+    batch: pa.RecordBatch,
+    info: TableInfo,
+    columns: Sequence[str],
+    request: WriteRequest,
+    offset: int,
+) -> Chunk | None:
+    """The batch as binary COPY straight from Arrow; None when the plain path must judge it."""
+    if isinstance(request.replace, KeyRange):
+        keys = to_frame(batch.select([request.replace.column]))
+        _check_in_range(keys, request.replace, request.display, offset)
+    payload = encode_batch(batch, info, columns, row_offset=offset, not_null=request.key_columns)
+    if payload is None:
+        return None
+    return Chunk(offset, [], 0, payload=payload, rows=batch.num_rows)
+
+
+def _describe(
+    chunk: Chunk, batch: pa.RecordBatch, request: WriteRequest, sequenced: Sequence[str]
+) -> None:
+    """What the staged apply and the sequences need of an Arrow chunk: only their columns
+    become pandas."""
+    if request.write_mode.staged:
+        keys = list(request.key_columns)
+        chunk.duplicates = int(to_frame(batch.select(keys)).duplicated(keep="last").sum())
+    if sequenced:
+        chunk.maxima = column_maxima(to_frame(batch.select(list(sequenced))), sequenced)
+
+
 def _check_in_range(frame: pd.DataFrame, key_range: KeyRange, table: str, offset: int) -> None:
     """A row outside the range being replaced would survive the next replace of this range
     and be loaded again: a duplicate. Refuse it before anything is sent."""
@@ -143,12 +193,12 @@ def _check_in_range(frame: pd.DataFrame, key_range: KeyRange, table: str, offset
 
 
 def _check_same_columns(
-    frame: pd.DataFrame, columns: Sequence[str], request: WriteRequest, offset: int
+    names: Sequence[str], columns: Sequence[str], request: WriteRequest, offset: int
 ) -> None:
     """Every chunk must carry the first chunk's columns (in any order): a column that comes
     and goes would otherwise be dropped or NULLed without a word."""
-    missing = [c for c in columns if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in columns]
+    missing = [c for c in columns if c not in names]
+    extra = [c for c in names if c not in columns]
     if missing or extra:
         raise SchemaMismatchError(
             f"the chunk of {request.display} starting at row {offset} has other columns than "
@@ -221,18 +271,26 @@ class Prefetch:
                 await self._task
 
 
+# Rows of a first Arrow batch made into pandas to describe the data (names, and the types of
+# a table created from it): the types are the batch's, the rows only matter for object columns.
+_DESCRIBE_ROWS = 1000
+
+
 async def first_and_rest(
     request: WriteRequest,
-) -> tuple[pd.DataFrame | None, AsyncIterator[pd.DataFrame]]:
+) -> tuple[pd.DataFrame | None, AsyncIterator[SourceChunk]]:
+    """The first chunk as a DataFrame that describes the data, and every chunk as it came."""
     frames = iter_frames(
         request.data, columns=request.columns, chunk_size=request.chunk_size, table=request.display
     )
     first = await anext(frames, None)
 
-    async def chained() -> AsyncIterator[pd.DataFrame]:
+    async def chained() -> AsyncIterator[SourceChunk]:
         if first is not None:
             yield first
         async for frame in frames:
             yield frame
 
+    if isinstance(first, pa.RecordBatch):
+        return to_frame(first.slice(0, _DESCRIBE_ROWS)), chained()
     return first, chained()

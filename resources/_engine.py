@@ -28,6 +28,7 @@ from ._staged_writers import StagedWriter
 from ._target import clear, data_columns, resolve_target
 from ._target_cache import known_target, prelude
 from ._txn import Transaction
+from ._typed_source import with_table_types
 from .errors import BulkWriteError, SchemaMismatchError
 from .write_result import WriteResult
 
@@ -39,6 +40,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
     """Run ``request`` against ``pool``; retry the whole write after a transient failure when
     the source can be replayed."""
     started = time.perf_counter()
+    request = await with_table_types(pool, request)
     # A one-shot source cannot be read again, and with commit="chunk" each chunk retries
     # itself: only a replayable one-transaction write is retried whole.
     whole = request.commit == "write" and is_replayable(request.data)
@@ -129,18 +131,28 @@ async def _write_body(
     (locked, its description checked, the slice's turn taken); None: read it here.
     ``writer``: begun by the BEGIN batch; None: made and begun here."""
     if first is None:
-        await clear(conn, request, stats)
+        native = await clear(conn, request, stats, log=log)
+        if native is not None:
+            txn.before_commit.extend(native.attach)
         return
+    native = None
     if target is None:
         async with round_trip(conn, request, "table lookup"):
             info, columns = await resolve_target(conn, request, first, stats)
         if request.replace is not False:
-            await clear(conn, request, stats)
+            native = await clear(conn, request, stats, log=log)
     else:
         info, columns = target
         if request.replace is not False:
-            await clear(conn, request, stats, info=info)
-    if writer is None:
+            native = await clear(conn, request, stats, info=info, log=log)
+    if native is not None:
+        # The rows go to the slice's child, emptied or created in this transaction. Only
+        # appending modes replace, and their writers make nothing in the BEGIN batch.
+        writer = await _begin_writer(conn, request, native.table, columns, fresh=True)
+        # ATTACH of a new child travels with COMMIT: its SHARE UPDATE EXCLUSIVE lock on the
+        # parent is held for that one round trip only.
+        txn.before_commit.extend(native.attach)
+    elif writer is None:
         writer = await _begin_writer(
             conn, request, info, columns, fresh=request.replace is True or stats.created
         )

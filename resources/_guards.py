@@ -205,20 +205,40 @@ async def commit_transaction(
     try:
         async with round_trip(conn, request, "COMMIT"):
             await transaction.commit()
-    except TransientWriteError as exc:
-        if not isinstance(request, WriteRequest):
+    except BulkWriteError as exc:
+        # The server answered with an error and the connection is still in the transaction:
+        # a statement sent ahead of COMMIT (an ATTACH, the sequences' DO block) failed, so
+        # COMMIT never ran and nothing is stored. (After a timeout the status is stale.)
+        aborted = (
+            isinstance(exc.__cause__, asyncpg.PostgresError)
+            and not lost(conn)
+            and conn.is_in_transaction()
+        )
+        if aborted:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await transaction.rollback()
+        if not isinstance(exc, TransientWriteError) or not isinstance(request, WriteRequest):
             raise  # one statement: not retried, and reported like a lost autocommit
         if request.write_mode.rerun_safe or request.replace is not False:
             raise  # running it again converges on the same rows
+        if aborted or rolled_back(exc.__cause__):
+            # The server answered with a rollback (a deadlock found by COMMIT itself, e.g.
+            # in a deferred trigger, or by a statement sent with it): nothing is stored.
+            raise
         raise OutcomeUnknownError(
             f"the connection was lost during COMMIT of a {request.mode} into "
             f"{request.display}: the rows may or may not be stored, so they are not sent again",
             table=request.display,
         ) from exc
-    except BulkWriteError:
-        # A statement sent ahead of COMMIT failed: the transaction is still open, aborted.
-        if not lost(conn):
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await transaction.rollback()
-        raise
+
+
+# Class 40 errors that say the transaction was rolled back; 40003 (statement completion
+# unknown) says the opposite, so the class alone does not do.
+_ROLLED_BACK = frozenset({"40001", "40P01", "40002"})
+
+
+def rolled_back(cause: BaseException | None) -> bool:
+    """The server itself reported that the transaction was rolled back (a serialization
+    failure or deadlock found at COMMIT, e.g. by a deferred trigger): its outcome is known."""
+    return isinstance(cause, asyncpg.PostgresError) and cause.sqlstate in _ROLLED_BACK

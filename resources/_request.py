@@ -65,6 +65,12 @@ class WriteOptions(TypedDict, total=False):
         in ``rejects_table`` in the same transaction; the good rows load.
     rejects_table: where quarantined rows go; default ``<table>__rejects``, created in the
         table's schema if missing.
+    native_partitions: with a KeyRange ``replace``, use PostgreSQL's own partitions: a
+        table made by ``create=True`` is ``PARTITION BY RANGE`` on the range's column, and
+        the child whose bounds equal the range is emptied by TRUNCATE and loaded by COPY
+        FREEZE (created and ATTACHed on its first load) instead of DELETEd row by row. Where
+        that cannot work (bounds straddling children, rows of the range in a DEFAULT
+        partition, another partition key) the replace DELETEs, and the run log says why.
     """
 
     mode: Mode
@@ -77,6 +83,7 @@ class WriteOptions(TypedDict, total=False):
     replace: bool | KeyRange
     on_bad_rows: OnBadRows
     rejects_table: str | None
+    native_partitions: bool
 
 
 @dataclass(slots=True)
@@ -96,6 +103,7 @@ class WriteRequest:
     on_bad_rows: OnBadRows = "fail"
     rejects_table: str | None = None
     set_local: str = ""
+    native_partitions: bool = False
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything connects."""
@@ -114,6 +122,11 @@ class WriteRequest:
                 "replace empties the table (or the KeyRange) inside the write's one "
                 "transaction: it needs commit='write' and an appending mode, got "
                 f"commit={self.commit!r}, mode={self.mode!r}"
+            )
+        if self.native_partitions and not isinstance(self.replace, KeyRange):
+            raise ValueError(
+                "native_partitions replaces one partition's slice: it needs "
+                f"replace=KeyRange(...), got replace={self.replace!r}"
             )
         if self.on_bad_rows not in ("fail", "quarantine"):
             raise ValueError(
@@ -173,6 +186,7 @@ class WriteRequest:
             on_bad_rows=options.get("on_bad_rows", "fail"),
             rejects_table=options.get("rejects_table"),
             set_local=set_local,
+            native_partitions=options.get("native_partitions", False),
         )
 
     @property

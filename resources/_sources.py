@@ -1,10 +1,11 @@
-"""Every accepted shape of ``data`` as one stream of DataFrame chunks.
+"""Every accepted shape of ``data`` as one stream of chunks: DataFrames, or Arrow record batches.
 
-Accepted: a DataFrame; an iterable or async iterable of DataFrames; an iterable or async
-iterable of tuples (with ``columns``) or dicts; or a zero-argument callable returning any of
-these, which makes the source replayable (a failed write can be retried from the start).
-Rows are gathered ``chunk_size`` at a time, or fewer when they pass ``CHUNK_BYTES``, so memory
-stays bounded whatever the total or the width of the rows.
+Accepted: a DataFrame, a ``pyarrow.Table`` or ``RecordBatch``; an iterable or async iterable
+of those; an iterable or async iterable of tuples (with ``columns``) or dicts; or a
+zero-argument callable returning any of these, which makes the source replayable (a failed
+write can be retried from the start). Rows are gathered ``chunk_size`` at a time, or fewer
+when they pass ``CHUNK_BYTES``, so memory stays bounded whatever the total or the width of
+the rows.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from typing import Any, TypeAlias
 
 import pandas as pd
+import pyarrow as pa
 
 from .errors import TerminalWriteError
 
 Row: TypeAlias = Sequence[Any] | dict[str, Any]
+Frame: TypeAlias = pd.DataFrame | pa.Table | pa.RecordBatch
+#: What the chunks are: Arrow data stays Arrow, encoded without pandas where it can be.
+Chunk: TypeAlias = pd.DataFrame | pa.RecordBatch
 Data: TypeAlias = (
-    pd.DataFrame
-    | Iterable[pd.DataFrame]
-    | AsyncIterable[pd.DataFrame]
+    Frame
+    | Iterable[Frame]
+    | AsyncIterable[Frame]
     | Iterable[Row]
     | AsyncIterable[Row]
     | Callable[[], Any]
@@ -40,12 +45,13 @@ _SIZED = (str, bytes, bytearray, memoryview)
 # The first 16 rows of a batch are sized one by one, then every 16th row stands for the 16
 # up to it: sizing every row cost ~1 us a row, 40% of a generator's whole path to the server.
 _SAMPLE_EVERY = 16
+_FRAMES = (pd.DataFrame, pa.Table, pa.RecordBatch)
 
 
 def is_replayable(data: Any) -> bool:
     """Whether the same rows can be produced again for a retry."""
-    return isinstance(data, pd.DataFrame | list | tuple) or (
-        callable(data) and not isinstance(data, Iterable | AsyncIterable)
+    return isinstance(data, pd.DataFrame | pa.Table | pa.RecordBatch | list | tuple) or (
+        callable(data) and not isinstance(data, Iterable | AsyncIterable | pa.Table)
     )
 
 
@@ -56,16 +62,16 @@ async def iter_frames(
     chunk_size: int,
     table: str,
     chunk_bytes: int | None = None,
-) -> AsyncIterator[pd.DataFrame]:
-    """Yield DataFrames of at most ``chunk_size`` rows and about ``chunk_bytes`` (default
-    :data:`CHUNK_BYTES`). An empty frame is yielded only when it is all there is, so that its
-    columns and dtypes can still describe a new table."""
+) -> AsyncIterator[Chunk]:
+    """Yield DataFrames (Arrow data: record batches) of at most ``chunk_size`` rows and about
+    ``chunk_bytes`` (default :data:`CHUNK_BYTES`). An empty chunk is yielded only when it is
+    all there is, so that its columns and types can still describe a new table."""
     chunk_bytes = chunk_bytes or CHUNK_BYTES
-    if callable(data) and not isinstance(data, pd.DataFrame | Iterable | AsyncIterable):
+    if callable(data) and not isinstance(data, (*_FRAMES, Iterable, AsyncIterable)):
         data = await asyncio.to_thread(data)
-    if isinstance(data, pd.DataFrame):
-        async for frame in _slices(_select(data, columns, table), chunk_size, chunk_bytes):
-            yield frame
+    if isinstance(data, _FRAMES):
+        for piece in _any_slices(data, columns, table, chunk_size, chunk_bytes):
+            yield piece
         return
     if isinstance(data, str | bytes | dict):
         raise TerminalWriteError(
@@ -82,18 +88,17 @@ async def iter_frames(
     while items := await source.take(chunk_size - len(batch), chunk_bytes - batch_bytes):
         # A take ends at a DataFrame: it is either [frame] or rows, a frame last only if the
         # source mixes kinds.
-        item_kind = pd.DataFrame if isinstance(items[0], pd.DataFrame) else tuple
+        item_kind = pd.DataFrame if isinstance(items[0], _FRAMES) else tuple
         if kind is None:
             kind = item_kind
-        if item_kind is not kind or (kind is tuple and isinstance(items[-1], pd.DataFrame)):
+        if item_kind is not kind or (kind is tuple and isinstance(items[-1], _FRAMES)):
             raise TerminalWriteError(
                 f"data for {table} mixes DataFrames and rows; send one kind", table=table
             )
         if kind is pd.DataFrame:
-            frame = _select(items[0], columns, table)
-            if frame.empty and yielded:
-                continue
-            async for piece in _slices(frame, chunk_size, chunk_bytes):
+            for piece in _any_slices(items[0], columns, table, chunk_size, chunk_bytes):
+                if piece.shape[0] == 0 and yielded:
+                    continue
                 yielded = True
                 yield piece
             continue
@@ -108,9 +113,50 @@ async def iter_frames(
         yield _rows_to_frame(batch, columns, table=table, row_offset=seen_rows)
 
 
-async def _slices(
-    frame: pd.DataFrame, chunk_size: int, chunk_bytes: int
-) -> AsyncIterator[pd.DataFrame]:
+def _any_slices(
+    data: Frame, columns: Sequence[str] | None, table: str, chunk_size: int, chunk_bytes: int
+) -> Iterator[Chunk]:
+    if isinstance(data, pd.DataFrame):
+        return _slices(_select(data, columns, table), chunk_size, chunk_bytes)
+    return _arrow_slices(_select_arrow(data, columns, table), chunk_size, chunk_bytes)
+
+
+def _arrow_slices(
+    data: pa.Table | pa.RecordBatch, chunk_size: int, chunk_bytes: int
+) -> Iterator[Chunk]:
+    """Record batches of at most ``chunk_size`` rows and about ``chunk_bytes`` (Arrow knows
+    its buffers' size: no sampling). A table's own batches are not merged: slicing is free,
+    copying is not."""
+    batches = data.to_batches() if isinstance(data, pa.Table) else [data]
+    if not batches:
+        yield pa.RecordBatch.from_pylist([], schema=data.schema)
+        return
+    for batch in batches:
+        per_row = batch.nbytes / batch.num_rows if batch.num_rows else 1.0
+        step = max(1, min(chunk_size, int(chunk_bytes // max(per_row, 1.0))))
+        if batch.num_rows <= step:
+            yield batch
+            continue
+        for start in range(0, batch.num_rows, step):
+            yield batch.slice(start, step)
+
+
+def _select_arrow(
+    data: pa.Table | pa.RecordBatch, columns: Sequence[str] | None, table: str
+) -> pa.Table | pa.RecordBatch:
+    if columns is None:
+        return data
+    names = data.schema.names
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise TerminalWriteError(
+            f"columns {missing} given for {table} are not in the Arrow data (it has {names})",
+            table=table,
+        )
+    return data.select(list(columns))
+
+
+def _slices(frame: pd.DataFrame, chunk_size: int, chunk_bytes: int) -> Iterator[pd.DataFrame]:
     step = min(chunk_size, _rows_within(frame, chunk_bytes))
     if len(frame) <= step:
         yield frame
@@ -151,7 +197,7 @@ class _Items:
         self.taken_bytes = 0
 
     async def take(self, max_rows: int, max_bytes: int) -> list[Any]:
-        """Up to ``max_rows`` rows or about ``max_bytes`` of them, or one DataFrame (ending
+        """Up to ``max_rows`` rows or about ``max_bytes`` of them, or one frame (ending
         the batch); [] at the end. Sets :attr:`taken_bytes` to the rows' estimated size."""
         if self._done:
             return []
@@ -177,7 +223,7 @@ def _take(
     deadline = time.monotonic() + seconds if seconds is not None else None
     for item in iterator:
         append(item)
-        if isinstance(item, pd.DataFrame):
+        if isinstance(item, _FRAMES):
             return items, size, False
         size += _sampled_bytes(item, len(items))
         if len(items) >= max_rows or size >= max_bytes:
@@ -195,7 +241,7 @@ async def _take_async(
     size = 0
     async for item in iterator:
         items.append(item)
-        if isinstance(item, pd.DataFrame):
+        if isinstance(item, _FRAMES):
             return items, size, False
         size += _sampled_bytes(item, len(items))
         if len(items) >= max_rows or size >= max_bytes:

@@ -16,7 +16,8 @@ from ._catalog import (
 from ._guards import round_trip
 from ._identifiers import check_identifier, quote_ident
 from ._locks import CREATE, SLICE, lock, slice_key
-from ._progress import Stats
+from ._native_partitions import NativeSlice, native_slice, partition_by_sql
+from ._progress import Log, Stats
 from ._request import WriteRequest
 from .errors import SchemaMismatchError, TerminalWriteError
 from .key_range import KeyRange
@@ -71,11 +72,12 @@ async def resolve_target(
                 "SELECT true FROM pg_namespace WHERE nspname = $1", request.schema
             ):
                 await conn.execute(f"CREATE SCHEMA {quote_ident(request.schema)}")
-        await conn.execute(
-            create_table_sql(
-                first, request.table, schema=request.schema, key_columns=request.key_columns
-            )
+        sql = create_table_sql(
+            first, request.table, schema=request.schema, key_columns=request.key_columns
         )
+        if request.native_partitions and isinstance(request.replace, KeyRange):
+            sql += partition_by_sql(request.replace)
+        await conn.execute(sql)
         info = await describe_table(conn, request.table, schema=request.schema)
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
@@ -100,13 +102,20 @@ def check_target(request: WriteRequest, info: TableInfo, columns: tuple[str, ...
 
 
 async def clear(
-    conn: asyncpg.Connection, request: WriteRequest, stats: Stats, *, info: TableInfo | None = None
-) -> None:
+    conn: asyncpg.Connection,
+    request: WriteRequest,
+    stats: Stats,
+    *,
+    info: TableInfo | None = None,
+    log: Log | None = None,
+) -> NativeSlice | None:
     """Remove what the write replaces, inside its transaction.
 
     A whole table is TRUNCATEd: readers wait on its ACCESS EXCLUSIVE lock and then see the new
     rows, never a half-loaded table. A KeyRange is DELETEd: readers keep seeing the old slice
-    until COMMIT, and writers of other ranges are not blocked (row locks only).
+    until COMMIT, and writers of other ranges are not blocked (row locks only). With
+    ``native_partitions``, a KeyRange that is one child of a range-partitioned table is that
+    child TRUNCATEd (or a new one made): the rows then go there (see _native_partitions).
 
     ``info``: the table as the transaction's BEGIN batch checked it, with the slice's turn
     already taken there (``_target_cache.prelude``); else it is read and the turn taken here."""
@@ -132,6 +141,11 @@ async def clear(
             # of its own, so that its snapshot includes what the other writer committed.
             if not taken:
                 await lock(conn, SLICE, *slice_key(info, key_range))
+            if request.native_partitions:
+                native = await native_slice(conn, request, info, key_range, stats, log)
+                if native is not None:
+                    stats.table = info.display
+                    return native
             try:
                 status = await conn.execute(
                     f"DELETE FROM {info.qualified} WHERE {key_range.where_sql()}",
@@ -151,3 +165,4 @@ async def clear(
         else:
             await conn.execute(f"TRUNCATE {info.qualified}")
     stats.table = info.display
+    return None

@@ -64,6 +64,14 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
             )
     """
 
+    # A misspelled option (retry_wiat=1) is an error, not a silently ignored keyword; the
+    # error never echoes the value given (dns="postgresql://user:secret@...").
+    model_config = {
+        **ConfigurableResource.model_config,
+        "extra": "forbid",
+        "hide_input_in_errors": True,
+    }
+
     dsn: str | None = Field(
         default=None,
         repr=False,
@@ -284,9 +292,12 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
 
         Args:
             table: target table name (quoted as given: ``"Users"`` is not ``users``).
-            data: a DataFrame; an iterable or async iterable of DataFrames; an iterable or async
-                iterable of tuples (name them with ``columns``) or dicts; or a zero-argument
-                callable returning one of these, which lets a failed write be retried.
+            data: a DataFrame or a ``pyarrow.Table`` / ``RecordBatch`` (encoded to COPY
+                without pandas); an iterable or async iterable of those; an iterable or async
+                iterable of tuples (name them with ``columns``) or dicts; a zero-argument
+                callable returning one of these, which lets a failed write be retried; or a
+                :class:`~resources.TableTypedSource` (``Fetcher.batches``), told the table's
+                column types before it reads.
             **options: keyword-only, see :class:`~resources.WriteOptions`: ``mode``,
                 ``key_columns``, ``columns``, ``chunk_size``, ``schema``, ``create``,
                 ``commit``, ``replace``, ``on_bad_rows``, ``rejects_table``.

@@ -115,3 +115,27 @@ def test_paired_ratio_divides_within_each_round_then_takes_the_median() -> None:
     assert _paired_ratio(case, ceiling) == pytest.approx(0.645 / 0.690)
     assert _paired_ratio(case, None) is None
     assert _paired_ratio({"rounds": case["rounds"][:2]}, ceiling) is None
+
+
+def test_quick_native_section_replaces_one_partition_three_ways(
+    dsn: str, db: Any, schema: str, tmp_path: Path
+) -> None:
+    out, markdown = tmp_path / "native.json", tmp_path / "BENCHMARKS.md"
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--only", "native", "--dsn", dsn]
+    command += ["--schema", schema, "--json", str(out), "--markdown", str(markdown)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    native = json.loads(out.read_text())["native"]
+    assert (native["rows"], native["partitions"], native["partition_rows"]) == (2_000, 100, 20)
+    cases = {c["name"]: c for c in native["cases"]}
+    assert list(cases) == ["truncate_copy_freeze", "swap_detach_attach", "delete_copy"]
+    for case in cases.values():
+        assert len(case["rounds"]) == native["replaces"] == 10
+        assert case["seconds"] > 0 and case["rows_in_slice"] == 20
+        assert case["x_empty_load"] > 0
+        assert set(case["other_reader_wait_seconds"]) == {"custom", "generic"}
+    assert cases["truncate_copy_freeze"]["dead_tuples"] == 0
+    assert cases["swap_detach_attach"]["dead_tuples"] == 0
+    assert "## Native partitions" in markdown.read_text()
+    # The section drops its tables.
+    assert db.fetchval(f"SELECT to_regclass('{schema}.native_parts')") is None

@@ -27,6 +27,7 @@ from dagster import DagsterInstance, asset, materialize
 
 from resources import (
     BulkWriteError,
+    KeyRange,
     Mode,
     OutcomeUnknownError,
     PostgresBulkWriter,
@@ -126,6 +127,57 @@ def test_killed_backend_with_one_shot_source_leaves_nothing(dsn: str, db: Any, s
     while asyncio.run(_our_sessions(dsn, app)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert asyncio.run(_our_sessions(dsn, app)) == []
+
+
+def _make_partitioned(db: Any, schema: str, *, child: bool) -> None:
+    """loads range-partitioned on id; with ``child``, the slice's child holding old rows."""
+    total = CHUNK * CHUNKS
+    db.execute(
+        f'CREATE TABLE "{schema}".loads (id bigint NOT NULL, label text NOT NULL) '
+        "PARTITION BY RANGE (id)"
+    )
+    if child:
+        db.execute(
+            f'CREATE TABLE "{schema}".loads_0 PARTITION OF "{schema}".loads '
+            f"FOR VALUES FROM (0) TO ({total});"
+            f"INSERT INTO \"{schema}\".loads SELECT g, 'old' FROM generate_series(0, {total - 1}) g"
+        )
+
+
+@pytest.mark.parametrize("child", [True, False], ids=["truncate", "attach"])
+def test_killed_native_partition_replace_is_retried_or_leaves_the_old_slice(
+    dsn: str, db: Any, schema: str, child: bool
+) -> None:
+    """Killed mid-COPY FREEZE into the truncated (or new) child: a replayable source is
+    written again, whole; a one-shot one fails and the old slice (or no child) stays."""
+    total = CHUNK * CHUNKS
+    _make_partitioned(db, schema, child=child)
+    before = _counts(db, schema)
+    app = f"faults-{schema}"
+    writer = PostgresBulkWriter(dsn=dsn, application_name=app)
+
+    async def replace(data: Data) -> WriteResult:
+        killer = asyncio.create_task(_kill_first_load(dsn, app))
+        try:
+            return await writer.awrite(
+                "loads",
+                data,
+                schema=schema,
+                chunk_size=CHUNK,
+                replace=KeyRange("id", 0, total),
+                native_partitions=True,
+            )
+        finally:
+            await killer
+
+    with pytest.raises(TransientWriteError):
+        asyncio.run(replace(_chunks()))
+    assert _counts(db, schema) == before
+    assert db.fetchval(f"SELECT to_regclass('\"{schema}\".loads_0') IS NOT NULL") is child
+    result = asyncio.run(replace(_chunks))
+    assert result.attempts == 2
+    assert _counts(db, schema) == (total, total)
+    assert db.fetchval(f"SELECT count(*) FROM \"{schema}\".loads WHERE label = 'old'") == 0
 
 
 @pytest.mark.parametrize("mode", ["upsert", "update"])
@@ -334,6 +386,35 @@ def test_connection_lost_at_commit_of_a_copy_is_not_resent(dsn: str, db: Any, sc
         asyncio.run(run())
     assert "may or may not" in str(caught.value)
     assert _counts(db, schema) == (0, 0)
+
+
+def test_a_deadlock_reported_at_commit_of_an_append_is_retried_once(
+    dsn: str, db: Any, schema: str
+) -> None:
+    """A deferred trigger that fails COMMIT with a deadlock: the server said it rolled back,
+    so the outcome is known and the append runs again, storing every row once."""
+    _make_table(db, schema)
+    # nextval is not rolled back with the transaction: only the first COMMIT fails.
+    db.execute(f'CREATE SEQUENCE "{schema}".commits')
+    db.execute(
+        f'CREATE FUNCTION "{schema}".deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$ '
+        f"BEGIN IF nextval('\"{schema}\".commits') = 1 THEN "
+        "RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END IF; "
+        "RETURN NULL; END $$"
+    )
+    db.execute(
+        f'CREATE CONSTRAINT TRIGGER deadlock_once AFTER INSERT ON "{schema}".loads '
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+        f'WHEN (NEW.id = 0) EXECUTE FUNCTION "{schema}".deadlock_once()'
+    )
+    frame = pd.DataFrame({"id": np.arange(1_000), "label": "x"})
+
+    with PostgresBulkWriter(dsn=dsn, retries=2) as writer:
+        result = writer.write("loads", frame, schema=schema)
+
+    assert result.rows == 1_000
+    assert result.attempts == 2
+    assert _counts(db, schema) == (1_000, 1_000)
 
 
 def test_connection_lost_at_commit_of_an_upsert_is_run_again(

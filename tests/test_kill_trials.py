@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from _support import q, require_slow, sessions_of
 
-from resources import Mode, OutcomeUnknownError, PostgresBulkWriter, TransientWriteError
+from resources import KeyRange, Mode, OutcomeUnknownError, PostgresBulkWriter, TransientWriteError
 from resources.embedded_postgres import EmbeddedPostgres
 
 ROWS = 20_000
@@ -73,44 +73,86 @@ async def _prefill(conn: asyncpg.Connection, table: str, mode: Mode) -> None:
         )
 
 
+async def _prefill_native(conn: asyncpg.Connection, schema: str, table: str, trial: int) -> None:
+    """Odd trials replace a child holding old rows (TRUNCATE + COPY FREEZE), even ones load
+    the slice for the first time (a new table ATTACHed at the end)."""
+    await conn.execute(f"DROP TABLE IF EXISTS {q(schema)}.loads_0")
+    if trial % 2:
+        await conn.execute(
+            f"CREATE TABLE {q(schema)}.loads_0 PARTITION OF {table} "
+            f"FOR VALUES FROM (0) TO ({ROWS});"
+            f"INSERT INTO {table} SELECT g, 'old' FROM generate_series(0, {ROWS - 1}) g"
+        )
+
+
+async def _relations(conn: asyncpg.Connection, schema: str) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = $1::regnamespace "
+            "AND relkind IN ('r', 'p')",
+            q(schema),
+        )
+    )
+
+
 class _Tally(Counter[str]):
     def line(self, mode: Mode) -> str:
         return (
             f"kill trials {mode}: {self['trials']} trials, {self['killed']} with a backend "
             f"killed, {self['retried']} retried, {self['raised']} raised, {self['lost']} rows "
             f"lost, {self['duplicated']} rows duplicated, {self['partial']} partial, "
-            f"{self['hangs']} hangs, {self['leaked']} leaked sessions"
+            f"{self['hangs']} hangs, {self['leaked']} leaked sessions, "
+            f"{self['orphans']} tables left behind"
         )
 
 
-async def _trials(dsn: str, schema: str, mode: Mode, count: int) -> _Tally:
+async def _trials(dsn: str, schema: str, mode: Mode, count: int, *, native: bool = False) -> _Tally:
+    """``native``: each write replaces the slice [0, ROWS) of a range-partitioned table."""
     table = f"{q(schema)}.loads"
     key = ["id"] if mode in ("update", "upsert") else None
+    options: dict[str, Any] = (
+        {"replace": KeyRange("id", 0, ROWS), "native_partitions": True} if native else {}
+    )
     tally = _Tally()
     rng = random.Random(f"{SEED}-{mode}-{count}")
     control = await asyncpg.connect(dsn)
     try:
-        await control.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, label text NOT NULL)")
+        await control.execute(
+            f"CREATE TABLE {table} (id bigint PRIMARY KEY, label text NOT NULL)"
+            + (" PARTITION BY RANGE (id)" if native else "")
+        )
 
         async def write(trial: int, app: str) -> Any:
             writer = PostgresBulkWriter(
                 dsn=dsn, application_name=app, round_trip_timeout=10, connect_timeout=5
             )
             return await writer.awrite(
-                "loads", _frame(trial), schema=schema, mode=mode, key_columns=key, chunk_size=CHUNK
+                "loads",
+                _frame(trial),
+                schema=schema,
+                mode=mode,
+                key_columns=key,
+                chunk_size=CHUNK,
+                **options,
             )
+
+        async def prefill(trial: int) -> None:
+            if native:
+                await _prefill_native(control, schema, table, trial)
+            else:
+                await _prefill(control, table, mode)
 
         # The load's duration, connecting included, spans the kill moments; the first write
         # of a process pays for imports and type introspection, so the second one is timed.
         for warmup in (-2, -1):
-            await _prefill(control, table, mode)
+            await prefill(warmup)
             started = time.monotonic()
             await write(warmup, f"warmup-{schema}")
             duration = time.monotonic() - started
 
         for trial in range(count):
             app = f"kill-{schema}-{trial}"
-            await _prefill(control, table, mode)
+            await prefill(trial)
             before = await _state(control, table)
             frame = _frame(trial)
             complete = (ROWS, ROWS, _expected_hash(frame))
@@ -147,6 +189,8 @@ async def _trials(dsn: str, schema: str, mode: Mode, count: int) -> _Tally:
             while (left := await sessions_of(dsn, app)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             tally["leaked"] += len(left)
+            # A killed first load leaves no table beside the parent and its one child.
+            tally["orphans"] += max(0, await _relations(control, schema) - 2)
             assert not tally["partial"], (
                 f"trial {trial}: table {after}, expected {complete} or (if raised) {before}; "
                 f"raised {raised!r}"
@@ -156,12 +200,12 @@ async def _trials(dsn: str, schema: str, mode: Mode, count: int) -> _Tally:
     return tally
 
 
-def _run(dsn: str, schema: str, mode: Mode, count: int) -> None:
-    tally = asyncio.run(_trials(dsn, schema, mode, count))
-    print(tally.line(mode))
+def _run(dsn: str, schema: str, mode: Mode, count: int, *, native: bool = False) -> None:
+    tally = asyncio.run(_trials(dsn, schema, mode, count, native=native))
+    print(tally.line(mode) + (" (native partitions)" if native else ""))
     assert tally["trials"] == count
     assert (tally["lost"], tally["duplicated"], tally["partial"]) == (0, 0, 0)
-    assert (tally["hangs"], tally["leaked"]) == (0, 0)
+    assert (tally["hangs"], tally["leaked"], tally["orphans"]) == (0, 0, 0)
     # The delays are spread over the load, so most trials kill something mid-flight.
     assert tally["killed"] >= count // 3, tally.line(mode)
 
@@ -169,6 +213,12 @@ def _run(dsn: str, schema: str, mode: Mode, count: int) -> None:
 @pytest.mark.parametrize("mode", ["copy", "update", "upsert"])
 def test_backend_killed_at_random_moments(mode: Mode, dsn: str, schema: str) -> None:
     _run(dsn, schema, mode, 20)
+
+
+def test_native_partition_replace_killed_at_random_moments(dsn: str, schema: str) -> None:
+    """TRUNCATE of the child or a new child ATTACHed, with COPY FREEZE: one transaction, so
+    a kill leaves the old slice (or no child) or the new one, whole."""
+    _run(dsn, schema, "copy", 20, native=True)
 
 
 @pytest.mark.slow

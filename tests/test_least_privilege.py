@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from _support import KEYED, MODES, q
 
-from resources import Mode, PostgresBulkWriter, TerminalWriteError
+from resources import KeyRange, Mode, PostgresBulkWriter, TerminalWriteError
 
 OWNER_GRANTS = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE"
 
@@ -201,3 +201,41 @@ def test_explicit_serial_values_advance_the_sequence_only_with_update_on_it(
     assert drawn == (71 if granted else 1)
     said = "advanced to 70" if granted else "not advanced to 70: the role lacks SELECT or UPDATE"
     assert said in caplog.text
+
+
+def test_native_partitions_need_truncate_on_the_child_and_ownership_to_attach(
+    loader: Loader, db: Any, schema: str
+) -> None:
+    """Replacing an existing child needs only the grants above (TRUNCATE on the child);
+    a first load ATTACHes a new table, which needs ownership of the parent."""
+    db.execute(
+        f"CREATE TABLE {q(schema)}.p (id int NOT NULL, name text) PARTITION BY RANGE (id);"
+        f"CREATE TABLE {q(schema)}.p_1 PARTITION OF {q(schema)}.p FOR VALUES FROM (1) TO (11)"
+    )
+    db.execute(f"GRANT CREATE ON SCHEMA {q(schema)} TO {q(loader.role)}")
+    with PostgresBulkWriter(dsn=loader.dsn) as writer:
+        for _ in range(2):
+            writer.write(
+                "p", _frame(), schema=schema, replace=KeyRange("id", 1, 11), native_partitions=True
+            )
+        with pytest.raises(TerminalWriteError, match="must be owner of table p"):
+            writer.write(
+                "p",
+                pd.DataFrame({"id": [11], "name": ["x"]}),
+                schema=schema,
+                replace=KeyRange("id", 11, 21),
+                native_partitions=True,
+            )
+        # Tables the loader creates it owns: their first loads attach.
+        writer.write(
+            "own", _frame(), schema=schema, create=True, replace=KeyRange("id", 1, 11),
+            native_partitions=True,
+        )  # fmt: skip
+    assert db.fetchval(f"SELECT count(*) FROM {q(schema)}.p") == 3
+    assert db.fetchval(f"SELECT count(*) FROM {q(schema)}.own") == 3
+    tables = db.fetch(
+        "SELECT relname FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind IN "
+        "('r', 'p') ORDER BY relname",
+        q(schema),
+    )
+    assert [t["relname"] for t in tables] == ["own", "own_1", "p", "p_1"]

@@ -5,13 +5,17 @@ Counts, not times: the speed under latency is in the benchmark (``--rtt``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pandas as pd
 import pytest
 
@@ -171,3 +175,74 @@ def test_the_rtt_benchmark_reports_every_mode_with_its_round_trips(
     assert small["replace_cold"]["round_trips"] <= 9
     assert small["replace_cold"]["connections"] == 1
     assert "password" not in done.stdout
+
+
+def test_a_warm_native_partition_replace_costs_six_round_trips(
+    tcp_dsn: str, db: Any, schema: str, proxy: DelayProxy
+) -> None:
+    table = f'"{schema}".users'
+    db.execute(
+        f"CREATE TABLE {table} (id bigint NOT NULL, name text) PARTITION BY RANGE (id);"
+        f'CREATE TABLE "{schema}".users_1 PARTITION OF {table} FOR VALUES FROM (1) TO ({ROWS + 1})'
+    )
+    span = KeyRange("id", 1, ROWS + 1)
+    with PostgresBulkWriter(dsn=through(tcp_dsn, proxy.port)) as writer:
+
+        def again() -> Any:
+            return writer.write(
+                "users", _users(), schema=schema, replace=span, native_partitions=True
+            )
+
+        again()
+        proxy.take()
+        result = again()
+        # BEGIN with the slice's turn and the parent's check; the partition key and children;
+        # their bounds compared; the child locked, counted and TRUNCATEd in one batch; the
+        # COPY FREEZE; COMMIT.
+        assert proxy.take().round_trips == 6
+    assert result.rows_deleted == ROWS
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".users_1') == ROWS
+
+
+def test_a_new_child_attached_with_commit_is_then_replaced_from_the_cache(
+    tcp_dsn: str, db: Any, schema: str, writer: PostgresBulkWriter
+) -> None:
+    # The cached description is the parent's: a child attached by the first load leaves it
+    # valid, and the next replace finds the child by reading the partitions afresh.
+    db.execute(f'CREATE TABLE "{schema}".e (id bigint NOT NULL, name text) PARTITION BY RANGE (id)')
+    span = KeyRange("id", 1, ROWS + 1)
+    for _ in range(2):
+        writer.write("e", _users(), schema=schema, replace=span, native_partitions=True)
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".e_1') == ROWS
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".e') == ROWS
+
+
+def test_a_failure_of_the_statements_sent_with_commit_is_retried_not_unknown(
+    dsn: str, db: Any, schema: str
+) -> None:
+    """The sequences' DO block travels with COMMIT: when it fails (here its lock waits past
+    lock_timeout), COMMIT never ran, so an append is known not stored and is run again."""
+    from resources._locks import SEQUENCE
+
+    db.execute(f'CREATE TABLE "{schema}".s (id bigserial, name text)')
+    oid = db.fetchval(f"SELECT '\"{schema}\".s_id_seq'::regclass::oid::int")
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1, $2)", SEQUENCE, oid)
+            await asyncio.sleep(2.5)
+        finally:
+            await conn.close()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    time.sleep(0.5)
+    try:
+        with PostgresBulkWriter(dsn=dsn, lock_timeout=1.0, retries=3) as writer:
+            result = writer.write("s", lambda: _users(), schema=schema, mode="copy")
+    finally:
+        holder.join(30)
+    assert result.attempts >= 2
+    assert db.fetchval(f'SELECT count(*) FROM "{schema}".s') == ROWS
+    assert db.fetchval(f'SELECT last_value FROM "{schema}".s_id_seq') == ROWS

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from _support import MODES
 
-from resources import Mode, PostgresBulkWriter
+from resources import BadValueError, Mode, PostgresBulkWriter
 
 ROWS = 100_000
 SEED = 20_240_501
@@ -736,3 +736,29 @@ def test_frame_with_integer_column_labels_is_written_under_their_names(
     assert result.columns == ("0", "1")
     rows = db.fetch(f'SELECT "0", "1" FROM "{schema}".labels ORDER BY 1')
     assert [tuple(r) for r in rows] == [(0, 1), (2, 3), (4, 5)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_negative_numeric_scale_takes_multiples_and_refuses_the_rest(
+    mode: Mode, writer: PostgresBulkWriter, db: Any, schema: str
+) -> None:
+    """numeric(5, -2) (PostgreSQL 15+) stores hundreds: 1200 goes in as it is, 1250 is refused
+    rather than rounded by the server."""
+    if int(db.fetchval("SHOW server_version_num")) < 150_000:
+        pytest.skip("numeric with a negative scale needs PostgreSQL 15 or newer")
+    db.execute(f'CREATE TABLE "{schema}".hundreds (id int PRIMARY KEY, v numeric(5, -2))')
+    if mode == "update":
+        db.execute(f'INSERT INTO "{schema}".hundreds SELECT g, 0 FROM generate_series(0, 2) g')
+    key = ["id"] if mode in ("update", "upsert") else None
+    good = pd.DataFrame({"id": [0, 1, 2], "v": [1200, -9_999_900, 0]})
+
+    writer.write("hundreds", good, mode=mode, key_columns=key, schema=schema)
+
+    rows = db.fetch(f'SELECT v FROM "{schema}".hundreds ORDER BY id')
+    assert [int(r["v"]) for r in rows] == [1200, -9_999_900, 0]
+    for values in ([1250, 0, 0], [1200.0, 0.5, 0.0]):
+        bad = pd.DataFrame({"id": [0, 1, 2], "v": values})
+        with pytest.raises(BadValueError, match="hundreds"):
+            writer.write("hundreds", bad, mode=mode, key_columns=key, schema=schema)
+    after = db.fetch(f'SELECT v FROM "{schema}".hundreds ORDER BY id')
+    assert [int(r["v"]) for r in after] == [1200, -9_999_900, 0]

@@ -60,6 +60,8 @@ def test_options_are_taken(options: WriteOptions, field: str, value: Any) -> Non
         ({"on_bad_rows": "skip"}, ValueError, "on_bad_rows must be 'fail' or 'quarantine'"),
         ({"replace": "yes"}, TypeError, "replace must be True, False or a KeyRange"),
         ({"replace": 1}, TypeError, "replace must be True, False or a KeyRange"),
+        ({"replace": True, "native_partitions": True}, ValueError, "needs replace=KeyRange"),
+        ({"native_partitions": True}, ValueError, "needs replace=KeyRange"),
         ({"schema": ""}, ValueError, "schema name must be a non-empty str"),
         ({"schema": "s" * 64}, ValueError, "schema name 's{64}' is 64 bytes"),
         ({"rejects_table": "r\x00"}, ValueError, "rejects_table cannot contain a NUL"),
@@ -97,10 +99,12 @@ def test_every_option_is_known() -> None:
         "schema": "s",
         "create": True,
         "commit": "write",
-        "replace": True,
+        "replace": KeyRange("id", 1, 2),
         "on_bad_rows": "quarantine",
         "rejects_table": "r",
+        "native_partitions": True,
     }
     assert set(everything) == set(WriteOptions.__annotations__)
     made = request(everything)
     assert made.create is True and made.chunk_size == 7 and made.rejects_table == "r"
+    assert made.native_partitions is True

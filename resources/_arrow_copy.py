@@ -1,0 +1,255 @@
+"""An Arrow record batch as one binary COPY payload, without going through pandas.
+
+Each column's Arrow buffers become numpy arrays (zero-copy for fixed-width types) and are
+encoded with the pieces of the DataFrame encoder (:mod:`._binary_fields`, the numeric words
+of :mod:`._binary_columns`, the text / uuid / JSON encoders of :mod:`._binary_text`). The type
+contract is the DataFrame one: a value it refuses raises the same :class:`BadValueError`
+(table, column, global row), judged by ``convert_column`` on that one column. Two
+differences, both Arrow's own: a float NaN stays NaN (Arrow tells it from NULL, pandas cannot),
+and text is taken for ``numeric`` (what a CSV reader leaves as text: exact, with its scale).
+
+A batch with a column that has no Arrow encoder gives ``None``: :func:`to_frame` turns it into
+a DataFrame for the plain path.
+"""
+
+from __future__ import annotations
+
+import decimal
+import struct
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ._arrow_fields import ArrowColumn, numbers, to_frame
+from ._arrow_numeric import encode_decimal, encode_text_numeric
+from ._binary_columns import _numeric_words
+from ._binary_copy import _rows as assemble_rows
+from ._binary_fields import Column, Fallback, Part, fixed
+from ._binary_text import TEXT_ENCODERS
+from ._catalog import TableInfo
+
+__all__ = ["encode_batch", "to_frame"]
+
+_US_PER_DAY = 86_400_000_000
+_PG_EPOCH_DAYS = 10_957
+_PG_EPOCH_US = _PG_EPOCH_DAYS * _US_PER_DAY
+# Python's datetime range, 0001-01-01 to 9999-12-31 23:59:59.999999, in us after 1970: the
+# plain path's limits; its ends are sent as -infinity / infinity, as asyncpg does.
+_MIN_US = -62_135_596_800_000_000
+_MAX_US = 253_402_300_799_999_999
+_MIN_DAYS = _MIN_US // _US_PER_DAY
+_MAX_DAYS = _MAX_US // _US_PER_DAY
+_UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_UTC_NAMES = frozenset({"UTC", "utc", "Etc/UTC", "+00:00", "UTC+00:00"})
+
+_Encoder = Callable[[ArrowColumn], list[Part]]
+
+
+def encode_batch(
+    batch: pa.RecordBatch,
+    info: TableInfo,
+    columns: Sequence[str],
+    *,
+    row_offset: int,
+    not_null: Sequence[str] = (),
+) -> memoryview | None:
+    """The batch's rows in binary COPY format (no header or trailer), as
+    :func:`._binary_copy.encode_frame` gives a DataFrame's; ``None`` when a column has no
+    Arrow encoder or the plain path must judge it (then convert with :func:`to_frame`).
+
+    Raises:
+        BadValueError: for the first value (in column order) the type contract refuses.
+
+    Examples:
+        payload = encode_batch(batch, info, columns, row_offset=offset)
+        if payload is None:
+            payload = encode_frame(to_frame(batch), info, columns, row_offset=offset)
+    """
+    encoders: list[_Encoder] = []
+    for name in columns:
+        encoder = _encoder_for(batch.column(name).type, info.columns[name].base_type)
+        if encoder is None:
+            return None
+        encoders.append(encoder)
+    n = batch.num_rows
+    if n == 0:
+        return memoryview(b"")
+    parts: list[Part] = [np.frombuffer(struct.pack(">h", len(columns)) * n, np.uint8).reshape(n, 2)]
+    try:
+        for name, encoder in zip(columns, encoders, strict=True):
+            arr = batch.column(name)
+            column = ArrowColumn(
+                arr=arr,
+                info=info.columns[name],
+                na=arr.is_null().to_numpy(zero_copy_only=False),
+                table=info.display,
+                row_offset=row_offset,
+                not_null=name in not_null,
+            )
+            if (column.not_null or column.info.required) and column.na.any():
+                column.refuse()
+            parts.extend(encoder(column))
+    except Fallback:
+        return None
+    return assemble_rows(parts, n)
+
+
+def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
+    is_int = pa.types.is_integer(arrow_type)
+    if base in ("int2", "int4", "int8"):
+        return _encode_int if is_int else None
+    if base in ("float4", "float8"):
+        return _encode_float if is_int or pa.types.is_floating(arrow_type) else None
+    if base == "numeric":
+        if is_int:
+            return _encode_int_numeric
+        if pa.types.is_decimal128(arrow_type):
+            return encode_decimal
+        return encode_text_numeric if _is_string(arrow_type) else None
+    if base == "bool":
+        return _encode_bool if pa.types.is_boolean(arrow_type) else None
+    if base in TEXT_ENCODERS:
+        return _encode_text if _is_string(arrow_type) else None
+    if base in ("timestamp", "timestamptz"):
+        return _encode_timestamp if pa.types.is_timestamp(arrow_type) else None
+    if base == "date":
+        return _encode_date if pa.types.is_date32(arrow_type) else None
+    return None
+
+
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+
+def _encode_int(col: ArrowColumn) -> list[Part]:
+    int_range = col.info.int_range
+    assert int_range is not None  # only smallint, integer and bigint columns come here
+    low, high = int_range
+    valid = ~col.na
+    if pa.types.is_unsigned_integer(col.arr.type):
+        unsigned = numbers(col, 0, np.uint64)
+        if (valid & (unsigned > high)).any():
+            col.refuse()
+        ints = unsigned.astype(np.int64)
+    else:
+        ints = numbers(col, 0, np.int64)
+        if (valid & ((ints < low) | (ints > high))).any():
+            col.refuse()
+    size = {"int2": 2, "int4": 4, "int8": 8}[col.info.base_type]
+    return fixed(ints.astype(f">i{size}"), col.na)
+
+
+def _encode_float(col: ArrowColumn) -> list[Part]:
+    single = col.info.base_type == "float4"
+    valid = ~col.na
+    if pa.types.is_integer(col.arr.type):
+        if pa.types.is_unsigned_integer(col.arr.type):
+            raise Fallback
+        ints = numbers(col, 0, np.int64)
+        floats = ints.astype(np.float32 if single else np.float64)
+        # Compare in the integer domain, as the plain path does.
+        with np.errstate(invalid="ignore"):
+            inexact = valid & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
+        if inexact.any():
+            col.refuse()
+        return fixed(floats.astype(">f4" if single else ">f8"), col.na)
+    doubles = numbers(col, np.nan, np.float64)
+    if not single:
+        return fixed(doubles.astype(">f8"), col.na)
+    with np.errstate(over="ignore"):
+        singles = doubles.astype(np.float32)
+    # asyncpg refuses a finite double beyond float32's range; leave that error to it.
+    if (valid & np.isinf(singles) & np.isfinite(doubles)).any():
+        raise Fallback
+    return fixed(singles.astype(">f4"), col.na)
+
+
+def _encode_bool(col: ArrowColumn) -> list[Part]:
+    flags = numbers(col, False, np.bool_)
+    return fixed(flags.view(np.uint8), col.na)
+
+
+def _encode_int_numeric(col: ArrowColumn) -> list[Part]:
+    scale = col.info.numeric_scale
+    if scale is not None and scale < 0:
+        raise Fallback  # multiples of 10**-scale only: the plain path checks each value
+    valid = ~col.na
+    if pa.types.is_unsigned_integer(col.arr.type):
+        magnitude = numbers(col, 0, np.uint64)
+        negative = np.zeros(len(magnitude), dtype=bool)
+    else:
+        ints = numbers(col, 0, np.int64)
+        magnitude = np.abs(ints).view(np.uint64)  # -2**63 read as uint64 is 2**63
+        negative = ints < 0
+    if scale is not None:
+        # Decimal.quantize in the plain path refuses digits + scale > its precision (28).
+        room = decimal.getcontext().prec - scale
+        if room <= 0:
+            too_long = magnitude != 0
+        else:
+            too_long = magnitude >= np.uint64(10**room) if room < 20 else np.zeros(1, bool)
+        if (valid & too_long).any():
+            col.refuse()
+    return fixed(_numeric_words(magnitude, negative, 0, 0), col.na)
+
+
+# -- text, uuid, json ---------------------------------------------------------------------------
+
+
+def _encode_text(col: ArrowColumn) -> list[Part]:
+    arr = col.arr if pa.types.is_large_string(col.arr.type) else col.arr.cast(pa.large_string())
+    series = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr])), copy=False)
+    shared = Column(
+        series=series,
+        info=col.info,
+        na=col.na,
+        table=col.table,
+        row_offset=col.row_offset,
+        not_null=col.not_null,
+    )
+    return TEXT_ENCODERS[col.info.base_type](shared)
+
+
+# -- dates and times ------------------------------------------------------------------------
+
+
+def _encode_timestamp(col: ArrowColumn) -> list[Part]:
+    arrow_type = col.arr.type
+    aware = arrow_type.tz is not None
+    valid = ~col.na
+    if aware != (col.info.base_type == "timestamptz") and valid.any():
+        col.refuse()
+    raw = numbers(col.with_arr(col.arr.cast(pa.int64())), 0, np.int64)
+    if arrow_type.unit == "ns":
+        if (valid & (raw % 1000 != 0)).any():
+            col.refuse()  # nanoseconds, which PostgreSQL cannot keep
+        micros = raw // 1000
+    else:
+        factor = _UNIT_US[arrow_type.unit]
+        low, high = -(-_MIN_US // factor), _MAX_US // factor
+        if (valid & ((raw < low) | (raw > high))).any():
+            raise Fallback  # beyond Python's datetime range: the plain path's business
+        micros = raw * factor
+    edge = valid & ((micros < _MIN_US + _US_PER_DAY) | (micros > _MAX_US - _US_PER_DAY))
+    if aware and arrow_type.tz not in _UTC_NAMES and edge.any():
+        raise Fallback  # a zone's local time near datetime's limits may leave Python's range
+    values = micros - _PG_EPOCH_US
+    values = np.where(micros == _MAX_US, np.int64(0x7FFF_FFFF_FFFF_FFFF), values)
+    values = np.where(micros == _MIN_US, np.int64(-0x8000_0000_0000_0000), values)
+    return fixed(values.astype(">i8"), col.na)
+
+
+def _encode_date(col: ArrowColumn) -> list[Part]:
+    days = numbers(col.with_arr(col.arr.cast(pa.int32())), 0, np.int64)
+    valid = ~col.na
+    if (valid & ((days < _MIN_DAYS) | (days > _MAX_DAYS))).any():
+        raise Fallback
+    values = (days - _PG_EPOCH_DAYS).astype(np.int32)
+    values = np.where(days == _MAX_DAYS, np.int32(0x7FFF_FFFF), values)
+    values = np.where(days == _MIN_DAYS, np.int32(-0x8000_0000), values)
+    return fixed(values.astype(">i4"), col.na)
