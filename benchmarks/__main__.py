@@ -14,6 +14,13 @@ from pathlib import Path
 from ._files import render_files, run_files
 from ._report import render_markdown, render_text
 from ._run import SECTIONS, Options, run_benchmarks
+from ._runs import CASES as RUNS_CASES
+from ._runs_report import render_runs
+
+# Not row sections, run only when named: `dg dev` and real runs (benchmarks/_runs.py), and
+# files generated on disk (benchmarks/_files.py).
+RUNS = "runs"
+FILES = "files"
 
 DEFAULT_ROWS = 1_000_000
 # --quick: enough rows to exercise every case, few enough to finish in seconds.
@@ -40,9 +47,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=[*SECTIONS, "files"],
-        help="run only this section (repeatable); files (CSV and Parquet against psql \\copy "
-        "and the COPY ceiling, ~2 GB of files at 1M rows) runs only when named",
+        choices=[*SECTIONS, FILES, RUNS],
+        help=(
+            "run only this section (repeatable); 'files' (CSV and Parquet against psql \\copy "
+            "and the COPY ceiling, ~2 GB of files at 1M rows) and 'runs' (Dagster runs "
+            "through dg dev, about 6 minutes) run only when named"
+        ),
+    )
+    parser.add_argument(
+        "--runs-case",
+        action="append",
+        choices=RUNS_CASES,
+        help="with --only runs: run only this case (repeatable; default all)",
     )
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument(
@@ -92,46 +108,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     dsn, source = resolve_dsn(args.dsn)
     if args.rtt is not None:
         return _round_trips(args, dsn)
+    only = args.only or list(SECTIONS)
+    results: dict[str, object] = {}
+    if RUNS in only:
+        from ._runs import run_runs_benchmark
+
+        def say(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        results[RUNS] = runs = run_runs_benchmark(
+            dsn=dsn, repeat=args.repeat or 3, say=say, cases=args.runs_case or RUNS_CASES
+        )
+        print(render_runs(runs), end="")
+        only = [s for s in only if s != RUNS]
+    if FILES in only:
+        results[FILES] = _files(args, dsn, rows, repeat)
+        only = [s for s in only if s != FILES]
+    if only:
+        results.update(_rows(args, dsn, source, rows, repeat, only, argv))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _files(args: argparse.Namespace, dsn: str, rows: int, repeat: int) -> dict[str, object]:
+    """The files section: CSV and Parquet files loaded next to psql \\copy and the ceiling."""
+    files = run_files(
+        rows=rows,
+        repeat=repeat,
+        dsn=dsn,
+        schema=args.schema,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    report = render_files(files)
+    print(report)
+    if args.markdown:
+        args.markdown.with_suffix(".files.md").write_text(report)
+    return files
+
+
+def _rows(
+    args: argparse.Namespace,
+    dsn: str,
+    source: str,
+    rows: int,
+    repeat: int,
+    only: Sequence[str],
+    argv: Sequence[str] | None,
+) -> dict[str, object]:
+    """The row sections: every case of each, ``repeat`` rounds."""
     shown = [a for a in (argv if argv is not None else sys.argv[1:])]
     if "--dsn" in shown:
         # Keep a password out of the report.
         shown[shown.index("--dsn") + 1 : shown.index("--dsn") + 2] = ["..."]
-    only = tuple(args.only or SECTIONS)
-    if "files" in only:
-        files = run_files(
-            rows=rows,
-            repeat=repeat,
-            dsn=dsn,
-            schema=args.schema,
-            say=lambda line: print(line, file=sys.stderr, flush=True),
-        )
-        report = render_files(files)
-        print(report)
-        if args.json:
-            args.json.with_suffix(".files.json").write_text(json.dumps(files, indent=2) + "\n")
-        if args.markdown:
-            args.markdown.with_suffix(".files.md").write_text(report)
-        only = tuple(s for s in only if s != "files")
-        if not only:
-            return 0
     options = Options(
         rows=rows,
         repeat=repeat,
         dsn=dsn,
         source=source,
         schema=args.schema,
-        only=only,
+        only=tuple(only),
         quick=args.quick,
         keep_tables=args.keep_tables,
         command=shlex.join(["python", "-m", "benchmarks", *shown]),
     )
     results = run_benchmarks(options)
     print(render_text(results), end="")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.markdown:
         args.markdown.write_text(render_markdown(results))
-    return 0
+    return results
 
 
 def _round_trips(args: argparse.Namespace, dsn: str) -> int:

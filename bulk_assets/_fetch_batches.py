@@ -75,6 +75,14 @@ def shaped(
         batch = batch.rename_columns([rename.get(c, c) for c in batch.schema.names])
         if columns is not None:
             batch = batch.select(list(columns))
+        elif batch.schema.names != names:
+            # A later file of many with its columns in another order reads in the first's.
+            if sorted(batch.schema.names) != sorted(names):
+                raise where.error(
+                    f"a later file's columns {batch.schema.names} differ from the first's "
+                    f"{names}; pass columns=[...] to choose"
+                )
+            batch = batch.select(names)
         yield batch
 
 

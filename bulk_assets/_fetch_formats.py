@@ -42,8 +42,8 @@ class FileFormat:
     extensions: tuple[str, ...]
     #: Reads the format front to back from a byte stream (decompressed already).
     read_stream: StreamReader | None = None
-    #: Reads the format from a local file it may seek in: a URL or a gzipped file is downloaded
-    #: to a temporary file first.
+    #: Reads the format from files it may seek in (local, or in an object store): a URL or a
+    #: gzipped file is downloaded to a temporary file first.
     read_file: FileReader | None = None
     #: Records may lack keys: a column a chunk lacks is missing values, not an error.
     sparse: bool = False

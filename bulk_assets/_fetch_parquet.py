@@ -1,22 +1,31 @@
-"""Parquet as DataFrame chunks of ``chunk_rows`` rows (the last one shorter), read from a
-local file: the reader seeks to the footer first, so a URL is downloaded before it is read.
-A file without rows comes out as one empty frame with the file's columns."""
+"""Parquet as DataFrame chunks of ``chunk_rows`` rows (the last one shorter), read through
+``pyarrow.dataset`` from one file or many (a directory, a glob, a hive tree whose
+``key=value`` directories become columns), locally or in an object store. The reader seeks
+to each file's footer first, so a URL is downloaded before it is read.
+
+A partition's slice is pushed down: a row group whose statistics put it outside the slice is
+never read, and the rows of the others are filtered as they are decoded. Files are read one
+row group at a time, so an error names the file, the row group, its first row and, for data
+that does not decode, the column. A dataset without rows comes out as one empty frame with
+its columns."""
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
-from ._fetch_errors import Where
+from ._fetch_errors import FetchError, Where
+from ._fetch_files import FileSet
 from ._fetch_read import ReadRequest
+from ._fetch_stores import store_error
 
-__all__ = ["parquet_chunks"]
+__all__ = ["parquet_batches", "parquet_chunks", "row_group_of"]
 
 _PARQUET_MAGIC = b"PAR1"
 # Header magic, footer length (4 bytes) and footer magic: nothing shorter is a Parquet file.
@@ -34,46 +43,195 @@ _NULLABLE: dict[pa.DataType, Any] = {
     pa.uint64(): pd.UInt64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
+_ERRORS = (pa.ArrowException, OSError)
+# A column added to each batch: the row's position in the whole dataset, kept through the
+# slice filter so that an error can name the row in the file, not in what the filter kept.
+_POSITION = "__bulk_assets_position__"
+# The frame attribute listing (first row, file, row group id) of the row groups read.
+_SEEN = "bulk_assets.parquet_row_groups"
 
 
-def parquet_chunks(path: Path, read: ReadRequest) -> Iterator[pd.DataFrame]:
-    """Record batches of ``path`` regrouped into ``chunk_rows`` rows: pyarrow's batches stop at
-    row-group ends, so it alone would give uneven chunks. Memory holds one row group at a time.
-    Only ``columns`` are read (all if None), the rest is never decoded."""
-    where, chunk_rows, columns = read.where, read.chunk_rows, read.columns
-    _check_complete(path, where)
+def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
+    """Record batches of ``files`` regrouped into ``chunk_rows`` rows: pyarrow's batches stop
+    at row-group ends, so it alone would give uneven chunks. Memory holds one row group at a
+    time. Only ``columns`` are read (all if None), the rest is never decoded."""
+    chunk_rows = read.chunk_rows
+    seen: list[tuple[int, str, int]] = []
+    pending, tables = _scan(files, read, seen)
+    done = 0
+    for table in tables:
+        pending = pa.concat_tables([pending, table])
+        while pending.num_rows >= chunk_rows:
+            yield _to_pandas(pending.slice(0, chunk_rows), seen)
+            pending, done = pending.slice(chunk_rows), done + chunk_rows
+    if pending.num_rows or not done:
+        yield _to_pandas(pending, seen)
+
+
+def parquet_batches(files: FileSet, read: ReadRequest) -> Iterator[pa.RecordBatch]:
+    """The same read as :func:`parquet_chunks` (slice pushed down, row groups outside it
+    unread) as Arrow record batches of at most ``chunk_rows`` rows, for the Arrow path."""
+    empty, tables = _scan(files, read, [])
+    given = False
+    for table in tables:
+        for batch in table.drop_columns([_POSITION]).to_batches(max_chunksize=read.chunk_rows):
+            if batch.num_rows:
+                given = True
+                yield batch
+    if not given:
+        yield pa.RecordBatch.from_pylist([], schema=empty.drop_columns([_POSITION]).schema)
+
+
+def _scan(
+    files: FileSet, read: ReadRequest, seen: list[tuple[int, str, int]]
+) -> tuple[pa.Table, Iterator[pa.Table]]:
+    """An empty table of the read's columns, and the row groups' rows as tables numbered
+    with their position in the dataset, the slice's filter applied; ``read.skipped`` is told
+    at the end how many rows the filter and the pruned row groups left out."""
+    for path in files.paths:
+        _check_complete(files, path)
+    first = files.where(files.paths[0], read.where.format)
     try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
+        dataset = ds.dataset(
+            list(files.paths),
+            filesystem=files.filesystem,
+            format="parquet",
+            partitioning="hive",
+            partition_base_dir=files.base,
+        )
+    except _ERRORS as exc:
+        raise first.error(f"not a readable Parquet file: {exc}") from exc
+    names = dataset.schema.names
+    wanted = None if read.columns is None else [c for c in read.columns if c in names]
+    where_clause = None
+    if read.within is not None and read.within_column is not None:
+        where_clause = read.within.expression(dataset.schema, read.within_column)
+    reading = wanted
+    if wanted is not None and where_clause is not None and read.within_column not in wanted:
+        reading = [*wanted, str(read.within_column)]  # read for the filter, then dropped
+
+    def tables() -> Iterator[pa.Table]:
+        position = kept_rows = 0
+        fragments = sorted(dataset.get_fragments(), key=lambda f: str(f.path))
+        for fragment in fragments:
+            where = files.where(fragment.path, read.where.format)
+            groups, kept = _row_groups(fragment, where_clause, where)
+            for group in groups:
+                rows = group.num_rows
+                if kept is not None and group.id not in kept:
+                    position += rows
+                    continue
+                seen.append((position, where.location, group.id))
+                piece = fragment.subset(row_group_ids=[group.id])
+                got = 0
+                try:
+                    for batch in piece.to_batches(
+                        schema=dataset.schema, columns=reading, batch_size=read.chunk_rows
+                    ):
+                        table = _numbered(batch, position + got)
+                        got += batch.num_rows
+                        if where_clause is not None:
+                            table = table.filter(where_clause)
+                        if reading is not wanted:
+                            table = table.drop_columns([str(read.within_column)])
+                        kept_rows += table.num_rows
+                        yield table
+                except _ERRORS as exc:
+                    raise _corrupt(
+                        piece, dataset.schema, wanted, where, group.id, position, exc
+                    ) from exc
+                position += rows
+        # Every row not handed on was skipped: in pruned row groups or by the filter.
+        if read.skipped is not None and position > kept_rows:
+            read.skipped(position - kept_rows)
+
+    return _empty(dataset.schema, wanted), tables()
+
+
+def row_group_of(frame: pd.DataFrame, row: int) -> tuple[str, int] | None:
+    """The file and row group that the dataset's ``row`` came from, for a chunk this reader
+    yielded; None for any other frame."""
+    groups = frame.attrs.get(_SEEN)
+    if not isinstance(groups, _RowGroups) or not groups.entries:
+        return None
+    seen = groups.entries
+    index = bisect.bisect_right([first for first, _, _ in seen], row) - 1
+    if index < 0:
+        return None
+    _, location, group = seen[index]
+    return location, group
+
+
+def _empty(schema: pa.Schema, wanted: list[str] | None) -> pa.Table:
+    table = schema.empty_table()
+    if wanted is not None:
+        table = table.select(wanted)
+    return table.append_column(_POSITION, pa.array([], type=pa.int64()))
+
+
+def _numbered(batch: pa.RecordBatch, first: int) -> pa.Table:
+    """``batch`` with each row's position in the whole dataset, which survives the filter."""
+    positions = pa.array(np.arange(first, first + batch.num_rows, dtype=np.int64))
+    return pa.Table.from_batches([batch]).append_column(_POSITION, positions)
+
+
+def _row_groups(
+    fragment: Any, where_clause: ds.Expression | None, where: Where
+) -> tuple[list[Any], set[int] | None]:
+    """The fragment's row groups, and the ids of those its statistics do not rule out (None:
+    no filter)."""
+    try:
+        fragment.ensure_complete_metadata()
+        groups = list(fragment.row_groups)
+        if where_clause is None:
+            return groups, None
+        kept = {piece.row_groups[0].id for piece in fragment.split_by_row_group(where_clause)}
+    except _ERRORS as exc:
         raise where.error(f"not a readable Parquet file: {exc}") from exc
-    with contextlib.closing(parquet):
-        names = parquet.schema_arrow.names
-        wanted = None if columns is None else [c for c in columns if c in names]
-        pending = parquet.schema_arrow.empty_table()
-        if wanted is not None:
-            pending = pending.select(wanted)
-        done = 0
+    return groups, kept
+
+
+def _corrupt(
+    piece: Any,
+    schema: pa.Schema,
+    wanted: list[str] | None,
+    where: Where,
+    group: int,
+    position: int,
+    exc: BaseException,
+) -> FetchError:
+    """The error of a row group that does not decode, naming the column: each wanted column
+    is read alone until one fails (only on this path, so a good file pays nothing)."""
+    column = None
+    for name in wanted if wanted is not None else schema.names:
         try:
-            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
-                pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
-                while pending.num_rows >= chunk_rows:
-                    yield _to_pandas(pending.slice(0, chunk_rows))
-                    pending, done = pending.slice(chunk_rows), done + chunk_rows
-        except (pa.ArrowException, OSError) as exc:
-            raise where.error(f"corrupt Parquet data after row {done:,}: {exc}", row=done) from exc
-        if pending.num_rows or not done:
-            yield _to_pandas(pending)
+            piece.to_table(schema=schema, columns=[name])
+        except _ERRORS:
+            column = name
+            break
+    at = f", column {column!r}" if column is not None else ""
+    failure = where.error(
+        f"corrupt Parquet data in row group {group} (from row {position:,}){at}: {exc}",
+        row=position,
+        column=column,
+    )
+    return failure
 
 
-def _check_complete(path: Path, where: Where) -> None:
+def _check_complete(files: FileSet, path: str) -> None:
+    where = files.where(path, "parquet")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as file:
+        with files.filesystem.open_input_file(path) as file:
+            size = file.size()
             head = file.read(4)
             file.seek(max(0, size - 4))
             tail = file.read(4)
-    except OSError as exc:
-        raise where.error(f"cannot open it: {exc.strerror or exc}") from exc
+    except FileNotFoundError as exc:
+        raise where.error("cannot open it: No such file or directory") from exc
+    except _ERRORS as exc:
+        if files.store is not None:
+            raise store_error(files.store, where, "cannot open it", exc) from None
+        raise where.error(f"cannot open it: {getattr(exc, 'strerror', None) or exc}") from exc
     if head != _PARQUET_MAGIC:
         raise where.error(
             f"not a Parquet file: it starts with {head!r}, expected {_PARQUET_MAGIC!r}"
@@ -82,5 +240,25 @@ def _check_complete(path: Path, where: Where) -> None:
         raise where.error(f"truncated: the file ({size:,} bytes) ends before its footer")
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(types_mapper=_NULLABLE.get)
+def _to_pandas(table: pa.Table, seen: list[tuple[int, str, int]]) -> pd.DataFrame:
+    """The chunk, indexed by each row's position in the whole dataset (rows a filter left out
+    leave gaps), with the row groups read so far for messages naming one."""
+    positions = table.column(_POSITION).to_numpy()
+    frame = table.drop_columns([_POSITION]).to_pandas(types_mapper=_NULLABLE.get)
+    frame.index = pd.Index(positions)
+    frame.attrs[_SEEN] = _RowGroups(tuple(seen))
+    return frame
+
+
+class _RowGroups:
+    """(first row, file, row group id) of the row groups read so far. pandas deep-copies a
+    frame's attrs on every operation: shared as is, not copied (copying a 50-entry list
+    per operation cost 0.7 s of a 3.4 s read of 5M rows)."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: tuple[tuple[int, str, int], ...]) -> None:
+        self.entries = entries
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _RowGroups:
+        return self

@@ -1,17 +1,20 @@
 """What a format's reader is given: one :class:`ReadRequest`, and either a byte stream or,
-for a format that must seek, a local file."""
+for a format that must seek, a set of files it may seek in (local or in an object store)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
 from ._fetch_errors import Where
 from ._fetch_source import Bytes
+
+if TYPE_CHECKING:
+    from ._fetch_files import FileSet
+    from ._fetch_slice import RowSlice
 
 __all__ = ["FileReader", "ReadRequest", "StreamReader"]
 
@@ -36,9 +39,15 @@ class ReadRequest:
     text_columns: Sequence[str]
     #: Source columns needed (None: all); a reader may skip decoding the others.
     columns: Sequence[str] | None
+    #: The partition's slice of a source holding many, and its column's source name: a
+    #: reader may skip rows outside it early (Parquet: whole row groups), telling
+    #: ``skipped`` how many; the fetch filters every chunk again after conversion.
+    within: RowSlice | None = None
+    within_column: str | None = None
+    skipped: Callable[[int], None] | None = None
 
 
 #: Reads a format front to back from a byte stream.
 StreamReader: TypeAlias = Callable[[Bytes, ReadRequest], Iterator[pd.DataFrame]]
-#: Reads a format from a local file it may seek in.
-FileReader: TypeAlias = Callable[[Path, ReadRequest], Iterator[pd.DataFrame]]
+#: Reads a format from files it may seek in, in the set's order.
+FileReader: TypeAlias = Callable[["FileSet", ReadRequest], Iterator[pd.DataFrame]]

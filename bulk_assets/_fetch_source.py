@@ -1,4 +1,5 @@
-"""A fetch location (http(s) URL, file URL or path) opened as one stream of bytes.
+"""A fetch location (http(s) URL, file URL, path or object-store URL) opened as one stream of
+bytes.
 
 Every failure while opening or reading comes out as a :class:`FetchError`, raised from inside
 the stream's ``read``, so that the parser reading it (pandas, pyarrow) passes it through
@@ -27,8 +28,9 @@ from typing import Any, TypeAlias
 from resources._redact import Secrets, ambiguous_userinfo, mask_url, url_secrets
 
 from ._fetch_errors import FetchError, Where
+from ._fetch_stores import STORES, ObjectStore
 
-__all__ = ["Bytes", "Source", "download", "open_bytes"]
+__all__ = ["Bytes", "Source", "download", "open_bytes", "open_raw"]
 
 #: A readable, peekable byte stream.
 Bytes: TypeAlias = "io.BufferedReader[Any]"
@@ -45,14 +47,17 @@ _RETRY_STATUS = frozenset({408, 429})
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A location resolved, with no I/O done: ``url`` for http(s), else ``path``; ``secrets``
-    are what no message about it may show."""
+    """A location resolved, with no I/O done: ``url`` for http(s), ``store`` and
+    ``store_path`` (bucket/key) for an object store, else ``path``; ``secrets`` are what no
+    message about it may show."""
 
     where: Where
     url: str | None
     path: Path | None
     gzip_name: bool
     secrets: Secrets
+    store: ObjectStore | None = None
+    store_path: str | None = None
 
     @classmethod
     def parse(cls, location: str, where: Where, *, gzip_name: bool) -> Source:
@@ -85,13 +90,20 @@ class Source:
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
             return cls(where, location, None, gzip_name, secrets)
+        if scheme in STORES:
+            if not parts.netloc:
+                raise where.error(f"{scheme}:// URLs name a bucket first: {scheme}://BUCKET/KEY")
+            # The key as written: "?" and "#" are glob characters or part of it, not a query.
+            key = location.split("://", 1)[1]
+            return cls(where, None, None, gzip_name, secrets, STORES[scheme], key)
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
                 raise where.error(f"file URLs name no host, got {parts.netloc!r}")
             path = Path(urllib.request.url2pathname(parts.path))
         elif len(scheme) >= 2:
+            stores = ", ".join(f"{name}://" for name in STORES)
             raise where.error(
-                f"cannot fetch {scheme}:// URLs; expected http(s)://, file:// or a path"
+                f"cannot fetch {scheme}:// URLs; expected http(s)://, file://, {stores} or a path"
             )
         else:
             path = Path(location).expanduser()
@@ -130,6 +142,19 @@ def open_bytes(
     # A .gz file sent with Content-Encoding: gzip arrives as the server stored it or unpacked
     # once, depending on the server: only the magic bytes tell.
     if source.gzip_name and not (content_gzip and stream.peek(2)[:2] != _GZIP_MAGIC):
+        stream = _gunzip(stream, where)
+    stack.callback(stream.close)
+    return stream
+
+
+def open_raw(
+    raw: Any, where: Where, stack: contextlib.ExitStack, *, gzip_name: bool, timeout: float
+) -> Bytes:
+    """An already open file-like object (an object-store stream) as the bytes ``open_bytes``
+    gives: its read errors are FetchErrors, and a ``.gz`` name is decompressed."""
+    stack.callback(raw.close)
+    stream: Bytes = io.BufferedReader(_Guarded(raw, where, expected=None, timeout=timeout))
+    if gzip_name:
         stream = _gunzip(stream, where)
     stack.callback(stream.close)
     return stream

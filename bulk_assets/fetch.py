@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from resources import KeyRange
 from resources._retry import backoff
 
-from ._fetch_arrow_csv import ARROW_CSV_OPTIONS, DEFAULT_NULL_VALUES, csv_batches
+from ._fetch_arrow_csv import DEFAULT_NULL_VALUES
+from ._fetch_arrow_read import arrow_readers, sliced
 from ._fetch_batches import ArrowRead, read_ahead, shaped
 from ._fetch_errors import FetchError, Where, redact, scrubbed
-from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
+from ._fetch_formats import FileFormat, Format
+from ._fetch_located import Located
+from ._fetch_many import Opener, Readers, choose_format, frame_readers, secrets_of
 from ._fetch_read import ReadRequest
 from ._fetch_shape import Shape, check_dtype
-from ._fetch_source import Source, download, open_bytes
+from ._fetch_slice import RowSlice
+from ._fetch_source import Source
 
-__all__ = ["ArrowRead", "FetchError", "Fetcher", "Format"]
+__all__ = ["ArrowRead", "FetchError", "Fetcher", "Format", "RowSlice"]
 
 # Options that would break the chunk contract; chunk_rows says how many rows.
 _RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
@@ -40,7 +47,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
     """Reads datasets from URLs or paths in chunks.
 
     ``frames`` streams CSV (``.csv``, ``.csv.gz``), JSON Lines (``.jsonl``, ``.ndjson``) and
-    Parquet from an http(s) URL, a file URL or a local path as DataFrames of ``chunk_rows`` rows
+    Parquet from an http(s) URL, a file URL, a local path, a glob or folder of files, or an
+    ``s3://`` / ``gs://`` / ``az://`` object or prefix, as DataFrames of ``chunk_rows`` rows
     (CSV and JSON Lines: fewer once a chunk holds ``chunk_bytes`` bytes): a multi-GB file never
     sits in memory whole, and a record past ``max_line_bytes`` is refused. Each call returns a
     fresh, lazy generator (nothing connects until the first chunk is asked for), so a writer given
@@ -142,6 +150,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         columns: Sequence[str] | None = None,
         chunk_rows: int | None = None,
         read_options: Mapping[str, Any] | None = None,
+        within: KeyRange | RowSlice | None = None,
     ) -> Generator[pd.DataFrame, None, None]:
         """Stream the dataset at ``location`` as DataFrames of ``chunk_rows`` rows.
 
@@ -151,7 +160,12 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
 
         Args:
             location: an ``http(s)://`` URL (``user:password@`` in it becomes Basic auth),
-                a ``file://`` URL or a path (relative to the current directory).
+                a ``file://`` URL, a path (relative to the current directory), or an
+                ``s3://``, ``gs://`` or ``az://`` URL (credentials from the environment). A
+                path or object-store location may be a directory or a glob (``data/*.csv``,
+                ``**`` across directories): its files are read one after another in sorted
+                order, as one dataset; a Parquet directory may be a hive tree
+                (``year=2026/month=03/``), whose keys become columns.
             format: ``csv``, ``parquet`` or ``jsonl``; None: from the extension (``.csv``,
                 ``.parquet``, ``.pq``, ``.jsonl``, ``.ndjson``, each optionally ``.gz``).
             rename: source column -> target column.
@@ -164,6 +178,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             read_options: passed on to ``pd.read_csv`` or ``pd.read_json`` (e.g. ``sep``,
                 ``encoding``, ``na_values``). CSV reads only empty fields as missing unless
                 ``na_values`` or ``keep_default_na`` is given.
+            within: keep only the rows whose column (target name) lies in this range: one
+                partition's slice of a source that holds many. The others are skipped and
+                counted in the run log; Parquet row groups outside it are not read at all.
 
         Raises:
             FetchError: on first use or later: the location could not be read, a row is
@@ -178,21 +195,13 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             raise ValueError(f"read_options may not set {reserved}: frames() controls them")
         for dtype in (dtypes or {}).values():
             check_dtype(dtype)
-        shown = redact(location)
-        path_part = location.split("?", 1)[0].split("#", 1)[0]
-        named, gzip_name = infer_format(path_part)
-        chosen = file_format(format) if format else named
-        if chosen is None:
-            names = tuple(FILE_FORMATS)
-            raise ValueError(
-                f"cannot tell the format of {shown} from its name: pass format= one of {names}"
-                if format is None
-                else f"format must be one of {names}, got {format!r}"
-            )
+        chosen, gzip_name = choose_format(location, format)
         if options and not chosen.takes_read_options:
             raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
-        where = Where(shown, chosen.name)
+        where = Where(redact(location), chosen.name)
         source = Source.parse(location, where, gzip_name=gzip_name)
+        keep = RowSlice(within) if isinstance(within, KeyRange) else within
+        back = {target: source_name for source_name, target in (rename or {}).items()}
         shape = Shape(
             where,
             rename=rename or {},
@@ -208,6 +217,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             read_options=options,
             text_columns=shape.text_columns(),
             columns=shape.source_columns(),
+            within=keep,
+            within_column=None if keep is None else back.get(keep.column, keep.column),
         )
         return self._frames(chosen, source, shape, read)
 
@@ -221,6 +232,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         chunk_rows: int | None = None,
         null_values: Sequence[str] | None = None,
         read_options: Mapping[str, Any] | None = None,
+        within: KeyRange | RowSlice | None = None,
     ) -> ArrowRead:
         """The dataset at ``location`` as Arrow record batches, the fast way to a table.
 
@@ -231,7 +243,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         without pandas. Called (``fetcher.batches(url)()``) it reads with inferred types.
 
         Args:
-            location, format, rename, columns, chunk_rows: as for :meth:`frames`.
+            location, format, rename, columns, chunk_rows, within: as for :meth:`frames`
+                (many files, object stores, a partition's slice with Parquet row groups
+                outside it unread).
             null_values: field texts read as NULL (CSV); default
                 :data:`~bulk_assets._fetch_arrow_csv.DEFAULT_NULL_VALUES`: the empty field,
                 ``NA``, ``N/A``, ``NULL``, ``null``, ``NaN``, ``None``, ``#N/A`` ... (pandas'
@@ -246,37 +260,32 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         rows = self.chunk_rows if chunk_rows is None else chunk_rows
         if rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, got {rows}")
-        shown = redact(location)
-        named, gzip_name = infer_format(location.split("?", 1)[0].split("#", 1)[0])
-        chosen = file_format(format) if format else named
-        if chosen is None:
-            raise ValueError(
-                f"cannot tell the format of {shown}: pass format= one of {tuple(FILE_FORMATS)}"
-            )
-        where = Where(shown, chosen.name)
+        chosen, gzip_name = choose_format(location, format)
+        options = dict(read_options or {})
+        if options and not chosen.takes_read_options:
+            raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
+        where = Where(redact(location), chosen.name)
         source = Source.parse(location, where, gzip_name=gzip_name)
+        keep = RowSlice(within) if isinstance(within, KeyRange) else within
         back = {target: name for name, target in (rename or {}).items()}
         read = ReadRequest(
             where,
             chunk_rows=rows,
             chunk_bytes=self.chunk_bytes,
             max_line_bytes=self.max_line_bytes,
-            read_options=dict(read_options or {}),
+            read_options=options,
             text_columns=(),
             columns=None if columns is None else [back.get(c, c) for c in columns],
+            within=keep,
+            within_column=None if keep is None else back.get(keep.column, keep.column),
         )
         nulls = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
 
         def open_(types: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
             by_source = {back.get(name, name): base for name, base in types.items()}
-            return read_ahead(
-                shaped(
-                    self._batches(chosen, source, read, by_source, nulls),
-                    where,
-                    rename=rename or {},
-                    columns=columns,
-                )
-            )
+            readers = arrow_readers(chosen, read, types=by_source, null_values=nulls)
+            shape = functools.partial(shaped, where=where, rename=rename or {}, columns=columns)
+            return read_ahead(self._batches(chosen, source, read, readers, shape))
 
         return ArrowRead(open_)
 
@@ -285,103 +294,106 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         chosen: FileFormat,
         source: Source,
         read: ReadRequest,
-        types: Mapping[str, str],
-        null_values: Sequence[str],
+        readers: Readers[pa.RecordBatch],
+        shape: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
     ) -> Generator[pa.RecordBatch, None, None]:
         attempt = 0
+        keep = read.within
         while True:
             yielded = False
+            skipped = [0]
+            counted = dataclasses.replace(read, skipped=_adder(skipped))
             try:
                 with contextlib.ExitStack() as stack:
-                    for batch in self._raw_batches(chosen, source, read, stack, types, null_values):
+                    raw = self._opener().read(chosen, source, counted, stack, [], readers)
+                    for batch in sliced(shape(raw), keep, source.where, _adder(skipped)):
                         yielded = True
                         yield batch
+                self._skipped(source, keep, skipped[0])
                 return
             except FetchError as exc:
-                failure = scrubbed(exc, source.secrets)
+                failure = scrubbed(exc, secrets_of(source))
                 retry = not yielded and exc.transient and attempt < self.retries
             if not retry:
                 raise failure
             attempt += 1
-            time.sleep(backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX))
+            time.sleep(self._pause(failure, attempt))
 
-    def _raw_batches(
-        self,
-        chosen: FileFormat,
-        source: Source,
-        read: ReadRequest,
-        stack: contextlib.ExitStack,
-        types: Mapping[str, str],
-        null_values: Sequence[str],
-    ) -> Iterator[pa.RecordBatch]:
-        if chosen.name == "parquet":
-            path = source.path
-            if path is None or source.gzip_name:
-                stream = open_bytes(
-                    source,
-                    stack,
-                    timeout=self.timeout,
-                    headers=self.headers,
-                    user_agent=self.user_agent,
-                )
-                path = download(stream, source.where, suffix=chosen.extensions[0])
-                stack.callback(path.unlink, missing_ok=True)
-            columns = None if read.columns is None else list(read.columns)
-            batches: Iterator[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(
-                batch_size=read.chunk_rows, columns=columns
-            )
-            return batches
-        stream = open_bytes(
-            source, stack, timeout=self.timeout, headers=self.headers, user_agent=self.user_agent
+    def _skipped(self, source: Source, keep: RowSlice | None, skipped: int) -> None:
+        if keep is not None and skipped:
+            where = source.where.location
+            (self._log or _logger).info(f"{where}: skipped {skipped:,} rows outside {keep.label}")
+
+    def _pause(self, failure: FetchError, attempt: int) -> float:
+        pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
+        (self._log or _logger).warning(
+            "%s; retrying in %.1f s (attempt %d of %d)",
+            failure,
+            pause,
+            attempt + 1,
+            self.retries + 1,
         )
-        if chosen.name == "csv" and set(read.read_options) <= ARROW_CSV_OPTIONS:
-            return csv_batches(stream, read, types=types, null_values=null_values)
-        assert chosen.read_stream is not None, "CSV and JSON Lines read streams"
-        frames = chosen.read_stream(stream, read)
-        return (pa.RecordBatch.from_pandas(f, preserve_index=False) for f in frames)
+        return pause
 
     def _frames(
         self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest
     ) -> Generator[pd.DataFrame, None, None]:
         attempt = 0
+        keep = read.within
+        secrets = secrets_of(source)
         while True:
             yielded = False
+            skipped = [0]
+            counted = dataclasses.replace(read, skipped=_adder(skipped))
             try:
                 with contextlib.ExitStack() as stack:
-                    for frame in self._raw_chunks(chosen, source, read, stack):
-                        chunk = shape(frame)
+                    empty: pd.DataFrame | None = None
+                    current: list[Where] = []
+                    # A fresh copy each attempt: the shape counts rows, and an attempt may have
+                    # shaped (and filtered away) chunks before failing.
+                    located = Located(copy.copy(shape), source.where, current)
+                    for frame in self._raw_chunks(chosen, source, counted, stack, current):
+                        chunk = located(frame)
+                        if keep is not None:
+                            chunk, dropped = keep.frame(chunk, source.where)
+                            skipped[0] += dropped
+                            if not len(chunk):
+                                # Held back: a slice with no rows still gives one empty frame.
+                                empty = chunk
+                                continue
                         yielded = True
                         yield chunk
+                    if keep is not None and not yielded and empty is not None:
+                        yielded = True
+                        yield empty
+                self._skipped(source, keep, skipped[0])
                 return
             except FetchError as exc:
-                failure = scrubbed(exc, source.secrets)
+                failure = scrubbed(exc, secrets)
                 retry = not yielded and exc.transient and attempt < self.retries
             if not retry:
                 # Raised here, outside the except block: a scrubbed copy must not carry the
                 # original, whose text holds a secret, as its __context__.
                 raise failure
             attempt += 1
-            pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
-            (self._log or _logger).warning(
-                "%s; retrying in %.1f s (attempt %d of %d)",
-                failure,
-                pause,
-                attempt + 1,
-                self.retries + 1,
-            )
-            time.sleep(pause)
+            time.sleep(self._pause(failure, attempt))
 
     def _raw_chunks(
-        self, chosen: FileFormat, source: Source, read: ReadRequest, stack: contextlib.ExitStack
+        self,
+        chosen: FileFormat,
+        source: Source,
+        read: ReadRequest,
+        stack: contextlib.ExitStack,
+        current: list[Where],
     ) -> Iterator[pd.DataFrame]:
-        if chosen.read_file is not None and source.path is not None and not source.gzip_name:
-            return chosen.read_file(source.path, read)
-        stream = open_bytes(
-            source, stack, timeout=self.timeout, headers=self.headers, user_agent=self.user_agent
-        )
-        if chosen.read_stream is not None:
-            return chosen.read_stream(stream, read)
-        assert chosen.read_file is not None, "a format has a stream or a file reader"
-        path = download(stream, source.where, suffix=chosen.extensions[0])
-        stack.callback(path.unlink, missing_ok=True)
-        return chosen.read_file(path, read)
+        return self._opener().read(chosen, source, read, stack, current, frame_readers(chosen))
+
+    def _opener(self) -> Opener:
+        return Opener(self.timeout, self.headers, self.user_agent)
+
+
+def _adder(total: list[int]) -> Callable[[int], None]:
+    def add(n: int) -> None:
+        total[0] += n
+
+    return add

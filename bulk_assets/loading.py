@@ -11,6 +11,7 @@ from resources import BulkWriteError, KeyRange, Log, PostgresBulkWriter, WriteRe
 from resources._locks import CREATE
 from resources._locks import key as lock_key
 
+from ._table_contract import check_table
 from .partitions import partition_for_key
 from .sources import rows_for
 from .specs import DatasetSpec
@@ -39,6 +40,9 @@ def load_dataset(
     partitions before it committed and k itself untouched, so a re-run converges."""
     if spec.ddl:
         run_ddl(writer, spec)
+    # Before any fetch: a table that cannot take the declared columns fails in one query,
+    # not after downloading the source.
+    check_table(writer, spec)
     loads = []
     for key in partition_keys:
         partition = partition_for_key(spec, key)

@@ -6,7 +6,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._fetch_formats import infer_format
+from ._fetch_many import choose_format
+from ._fetch_slice import RowSlice
 from ._location import fill
 from .specs import DatasetSpec, FetchSource
 
@@ -27,9 +28,11 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
     source = spec.source
     if isinstance(source, FetchSource):
         location = _format_location(source.location, partition)
+        within = None
+        if partition.range is not None and source.filters_slice:
+            within = RowSlice(partition.range, name=partition.key or "")
 
-        named, _ = infer_format(location.split("?", 1)[0])
-        chosen = source.format or (named.name if named else None)
+        chosen = _format_name(location, source)
         if not source.dtypes and chosen in _ARROW_FORMATS:
             # Arrow batches, each column parsed as the table's column type: the writer looks
             # the table up and tells the reader before reading (see Fetcher.batches).
@@ -41,6 +44,7 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
                 chunk_rows=spec.chunk_size,
                 null_values=source.null_values,
                 read_options=source.read_options or None,
+                within=within,
             )
         read_options = dict(source.read_options)
         if source.null_values is not None and (source.format or "csv") == "csv":
@@ -55,6 +59,7 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
                 columns=source.columns,
                 chunk_rows=spec.chunk_size,
                 read_options=read_options or None,
+                within=within,
             )
 
         return fetched
@@ -66,6 +71,13 @@ def rows_for(spec: DatasetSpec, partition: Partition, fetcher: Fetcher) -> Calla
     if _takes_argument(function):
         return lambda: function(partition)
     return function
+
+
+def _format_name(location: str, source: FetchSource) -> str | None:
+    try:
+        return choose_format(location, source.format)[0].name
+    except ValueError:
+        return None  # frames() says why, when the dataset is read
 
 
 def _format_location(location: str, partition: Partition) -> str:

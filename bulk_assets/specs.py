@@ -83,6 +83,15 @@ class FetchSource(_Spec):
     read_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the reader, e.g. {sep: ';'}."
     )
+    slice: Literal["filter", "refuse"] | None = Field(
+        default=None,
+        description=(
+            "Partitioned datasets: filter: the source holds many partitions, and each run "
+            "loads its own rows of it, skipping (and counting) the rest; refuse: every row "
+            "must belong to the partition, else the run fails. Default: filter when the "
+            "location has no {partition_key}, {start} or {end}, refuse when it has."
+        ),
+    )
     null_values: list[str] | None = Field(
         default=None,
         description=(
@@ -96,6 +105,18 @@ class FetchSource(_Spec):
     def check_location(cls, value: str) -> str:
         _location.parse(value)
         return value
+
+    @property
+    def templated(self) -> bool:
+        """Whether the location names each partition's own file."""
+        return any(name is not None for _, name, _ in _location.parse(self.location))
+
+    @property
+    def filters_slice(self) -> bool:
+        """Whether a partition's run skips the source's rows outside its slice."""
+        if self.slice is not None:
+            return self.slice == "filter"
+        return not self.templated
 
 
 class ChunkPartitions(_Spec):
@@ -296,6 +317,10 @@ class DatasetSpec(_Spec):
             )
         if isinstance(self.source, FetchSource):
             _check_fields(self.source.location, self.partitions)
+            if self.source.slice is not None and self.partitions is None:
+                raise ValueError(
+                    f"source.slice: {self.source.slice} applies to partitioned datasets only"
+                )
         return self
 
     @property

@@ -14,7 +14,7 @@ from ._catalog import (
     describe_table,
 )
 from ._guards import round_trip
-from ._identifiers import check_identifier, quote_ident
+from ._identifiers import check_identifier, qualified, quote_ident
 from ._locks import CREATE, SLICE, lock, slice_key
 from ._native_partitions import NativeSlice, native_slice, partition_by_sql
 from ._progress import Log, Stats
@@ -77,6 +77,21 @@ async def resolve_target(
         )
         if request.native_partitions and isinstance(request.replace, KeyRange):
             sql += partition_by_sql(request.replace)
+        leading_key = request.key_columns[0] if request.key_columns else None
+        if (
+            isinstance(request.replace, KeyRange)
+            and not request.native_partitions  # a partition is swapped whole, not DELETEd
+            and request.replace.column in columns
+            and request.replace.column != leading_key  # the primary key's index serves
+        ):
+            # Every replace of a slice DELETEs by this column: without an index each one scans
+            # the whole table, so the 100th partition's load costs 100 times the first's.
+            # Created with the table, in its transaction (and its round trip), before anyone
+            # else can see it.
+            sql += (
+                f";\nCREATE INDEX ON {qualified(request.schema, request.table)} "
+                f"({quote_ident(request.replace.column)})"
+            )
         await conn.execute(sql)
         info = await describe_table(conn, request.table, schema=request.schema)
         assert info is not None, "a table created in this transaction is visible to it"

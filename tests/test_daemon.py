@@ -9,25 +9,32 @@ session left in a transaction. Needs DATABASE_URL: the server over TCP (CI's sec
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import _daemon_definitions as location
 import psycopg2
 import pytest
 import yaml
+
+from benchmarks._dagster_runs import (
+    BACKFILL_STATUS,
+    START_SCHEDULE,
+    free_port,
+    graphql,
+    launch_backfill,
+    started,
+    wait_for,
+    with_database,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -38,58 +45,6 @@ WRITE_POOL = "postgres_writes"
 POOL_LIMIT, BACKFILL_RUNS = 2, 4
 
 pytestmark = pytest.mark.timeout(420)
-
-BACKFILL = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on PartitionKeysNotFoundError { message }
-    ... on InvalidSubsetError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
-START_SCHEDULE = """
-mutation StartSchedule($scheduleSelector: ScheduleSelector!) {
-  startSchedule(scheduleSelector: $scheduleSelector) {
-    __typename
-    ... on ScheduleStateResult { scheduleState { status } }
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
-BACKFILL_STATUS = """
-query BackfillStatus($backfillId: String!) {
-  partitionBackfillOrError(backfillId: $backfillId) {
-    __typename
-    ... on PartitionBackfill { status }
-    ... on PythonError { message }
-  }
-}"""
-
-
-def with_database(url: str, name: str, **query: str) -> str:
-    parts = urlsplit(url)
-    extra = "&".join(f"{k}={v}" for k, v in query.items())
-    return urlunsplit(parts._replace(path=f"/{name}", query=extra))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 class Sql:
@@ -170,7 +125,7 @@ def instance_config(home: Path) -> None:
 def test_backfill_schedule_and_killed_run_through_the_daemon(
     database: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = time.monotonic()
+    started_at = time.monotonic()
     dsn, name = database
     parts = urlsplit(dsn)
     schema = "loads"
@@ -204,61 +159,26 @@ def test_backfill_schedule_and_killed_run_through_the_daemon(
 
     port = free_port()
     workspace = str(home / "workspace.yaml")
-    logs = {n: (tmp_path / f"{n}.log").open("w") for n in ("daemon", "webserver")}
-    commands = {
+    commands: dict[str, list[str | Path]] = {
         "daemon": [BIN / "dagster-daemon", "run", "-w", workspace],
         "webserver": [
             BIN / "dagster-webserver",
             *("-w", workspace, "-h", "127.0.0.1", "-p", str(port)),
         ],
     }
-    processes = {
-        n: subprocess.Popen(
-            [str(a) for a in argv],
-            cwd=REPO,
-            env=env,
-            stdout=logs[n],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for n, argv in commands.items()
-    }
     sampler = WriterSampler(dsn, name)
     try:
-        run_scenario(sql, schema, port, kill_file, sampler, started, tmp_path / "daemon.log")
-    except BaseException:
-        for n in logs:
-            logs[n].flush()
-            print(f"----- {n} log (last 60 lines) -----")
-            print("\n".join((tmp_path / f"{n}.log").read_text().splitlines()[-60:]))
-        raise
+        with started(commands, env=env, cwd=REPO, logs=tmp_path) as processes:
+            try:
+                run_scenario(
+                    sql, schema, port, kill_file, sampler, started_at, tmp_path / "daemon.log"
+                )
+            except BaseException:
+                print(processes.tail())
+                raise
     finally:
         sampler.stop.set()
-        for process in processes.values():
-            # Their own sessions: code servers and run workers go with them.
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for log in logs.values():
-            log.close()
         sql.conn.close()
-
-
-def graphql(port: int, query: str, **variables: Any) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert not body.get("errors"), body["errors"]
-    return body["data"]  # type: ignore[no-any-return]
 
 
 def start_schedule(port: int, schedule: str) -> Any:
@@ -284,7 +204,7 @@ def run_scenario(
     port: int,
     kill_file: Path,
     sampler: WriterSampler,
-    started: float,
+    started_at: float,
     daemon_log: Path,
 ) -> None:
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
@@ -296,18 +216,7 @@ def run_scenario(
     assert state["scheduleState"]["status"] == "RUNNING"
 
     keys = location.chunks_partition_keys()
-    launched = graphql(
-        port,
-        BACKFILL,
-        backfillParams={
-            "assetSelection": [{"path": ["chunks"]}],
-            "partitionNames": keys,
-            "fromFailure": False,
-            "tags": [],
-        },
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
+    backfill_id = launch_backfill(port, "chunks", keys)
     sampler.start()
 
     # The first attempt at the kill partition waits, mid-transaction, to be killed.
@@ -395,8 +304,9 @@ def run_scenario(
         assert pool.active_slot_count == 0 and pool.pending_step_count == 0
         assert (
             sql.rows(
-                "SELECT pid FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'"
-                " OR application_name = %s",
+                # This test's database only: the server may be shared with other suites.
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND (state LIKE 'idle in transaction%%' OR application_name = %s)",
                 application,
             )
             == []
@@ -411,7 +321,7 @@ def run_scenario(
             f" backend {in_transaction[0][0]} mid-transaction) -> {killed_run.status.value},"
             f" retried as {retry.run_id[:8]} -> {retry.status.value}"
             f" {time.monotonic() - killed_at:.0f} s after the kill; wall time"
-            f" {time.monotonic() - started:.0f} s"
+            f" {time.monotonic() - started_at:.0f} s"
         )
         print("killed run's last events:\n  " + "\n  ".join(fate))
         freed = [

@@ -1,0 +1,83 @@
+"""How ``Fetcher.batches`` reads each format as Arrow record batches, and keeps one
+partition's slice of them: CSV parsed by the table's column types, Parquet through
+``pyarrow.dataset`` with the slice pushed down, JSON Lines (and CSV with pandas-only
+options) through the DataFrame reader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import pyarrow as pa
+
+from ._fetch_arrow_csv import ARROW_CSV_OPTIONS, csv_batches
+from ._fetch_errors import Where
+from ._fetch_files import FileSet
+from ._fetch_formats import FileFormat
+from ._fetch_many import Readers
+from ._fetch_parquet import parquet_batches
+from ._fetch_read import ReadRequest
+from ._fetch_slice import RowSlice
+from ._fetch_source import Bytes
+
+__all__ = ["arrow_readers", "sliced"]
+
+
+def arrow_readers(
+    chosen: FileFormat,
+    read: ReadRequest,
+    *,
+    types: Mapping[str, str],
+    null_values: Sequence[str],
+) -> Readers[pa.RecordBatch]:
+    """The readers of ``chosen`` as record batches; ``types``: source column -> the base
+    type of its target column (CSV parses each column as that type)."""
+    if chosen.read_file is not None:
+        return Readers(None, _parquet, _blank)
+    if chosen.name == "csv" and set(read.read_options) <= ARROW_CSV_OPTIONS:
+
+        def csv(stream: Bytes, request: ReadRequest) -> Iterator[pa.RecordBatch]:
+            return csv_batches(stream, request, types=types, null_values=null_values)
+
+        return Readers(csv, None, _blank)
+    frames = chosen.read_stream
+    assert frames is not None, "CSV and JSON Lines read streams"
+
+    def via_pandas(stream: Bytes, request: ReadRequest) -> Iterator[pa.RecordBatch]:
+        for frame in frames(stream, request):
+            yield pa.RecordBatch.from_pandas(frame, preserve_index=False)
+
+    return Readers(via_pandas, None, _blank)
+
+
+def sliced(
+    batches: Iterator[pa.RecordBatch],
+    keep: RowSlice | None,
+    where: Where,
+    skipped: Callable[[int], None],
+) -> Iterator[pa.RecordBatch]:
+    """``batches`` with only the rows inside ``keep`` (target column names), the others
+    counted in ``skipped``. A slice with no rows still gives one empty batch, so that the
+    writer sees the columns (and replaces the partition with nothing)."""
+    if keep is None:
+        yield from batches
+        return
+    empty: pa.RecordBatch | None = None
+    given = False
+    for batch in batches:
+        inside, dropped = keep.batch(batch, where)
+        skipped(dropped)
+        if not inside.num_rows:
+            empty = inside
+            continue
+        given = True
+        yield inside
+    if not given and empty is not None:
+        yield empty
+
+
+def _parquet(files: FileSet, read: ReadRequest) -> Iterator[pa.RecordBatch]:
+    return parquet_batches(files, read)
+
+
+def _blank(batch: pa.RecordBatch) -> bool:
+    return bool(batch.num_columns == 0 and batch.num_rows == 0)
