@@ -56,8 +56,10 @@ class ExecutemanyWriter(ModeWriter):
 @dataclass(slots=True)
 class InsertWriter(ModeWriter):
     _sql: dict[int, str] = field(default_factory=dict)
-    #: Rows of the chunk before the statement in flight: bind parameter $n of a failing
-    #: statement is row batch_start + (n - 1) // width of the chunk.
+    #: Rows of the chunk before the statement (or executemany) in flight: bind parameter $n
+    #: of a failing statement is row batch_start + (n - 1) // width of the chunk, and of
+    #: element #k of the executemany row batch_start + k * rows_per_statement + (n - 1) //
+    #: width.
     batch_start: int = 0
 
     @property
@@ -65,13 +67,23 @@ class InsertWriter(ModeWriter):
         return max(1, INSERT_BIND_PARAMS // max(1, len(self.columns)))
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
+        # The full statements go through executemany, which pipelines them (one round trip
+        # for all, where awaiting each cost one per 1,000 narrow rows: 0.11x the 0 ms
+        # throughput at 10 ms RTT); the rest of the chunk follows as one statement.
         step = self.rows_per_statement
-        for start in range(0, len(records), step):
-            self.batch_start = start
-            batch = records[start : start + step]
-            args = [value for row in batch for value in row]
-            sql = self._sql.get(len(batch)) or self._sql.setdefault(
-                len(batch), self.insert_sql(len(batch))
-            )
-            await conn.execute(sql, *args, timeout=self.timeout)
+        whole = len(records) - len(records) % step
+        if whole:
+            self.batch_start = 0
+            batches = [
+                [value for row in records[start : start + step] for value in row]
+                for start in range(0, whole, step)
+            ]
+            await conn.executemany(self._statement(step), batches, timeout=self.timeout)
+        if whole < len(records):
+            self.batch_start = whole
+            args = [value for row in records[whole:] for value in row]
+            await conn.execute(self._statement(len(records) - whole), *args, timeout=self.timeout)
         return len(records)
+
+    def _statement(self, rows: int) -> str:
+        return self._sql.get(rows) or self._sql.setdefault(rows, self.insert_sql(rows))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._identifiers import column_list, qualified, quote_ident
+from ._identifiers import check_identifier, column_list, qualified, quote_ident
 from .errors import SchemaMismatchError
 
 if TYPE_CHECKING:
@@ -21,12 +22,19 @@ if TYPE_CHECKING:
 
     from ._modes import WriteMode
 
-# Domains resolve to their base type; arrays report their element type. A column's sequence
-# is the one serial or identity owns, else the one its DEFAULT draws from (a sequence shared
-# by several tables, or a serial column of a partition, which PostgreSQL 13 to 16 do not
-# report as owned).
-_COLUMNS_SQL = """
-SELECT a.attname AS name,
+# Everything the writer reads about a table, as one JSON text: its name and kind, columns
+# (domains resolve to their base type; arrays report their element type), and unique keys.
+# A column's sequence is the one serial or identity owns, else the one its DEFAULT draws from
+# (a sequence shared by several tables, or a serial column of a partition, which PostgreSQL 13
+# to 16 do not report as owned). Unique keys are those an ON CONFLICT on exactly these columns
+# can use: not partial, not on expressions, not deferrable. ``{oid}`` is the table's oid.
+# The same text, hashed, is the description's fingerprint: a write re-computes it inside its
+# transaction to learn whether a cached description still holds (``_catalog_cache``).
+BODY_SQL = """
+SELECT json_build_object(
+  'schema', n.nspname, 'name', c.relname, 'relkind', c.relkind::text,
+  'columns', (SELECT coalesce(json_agg(x ORDER BY x.attnum), '[]') FROM (
+    SELECT a.attnum, a.attname AS name,
        format_type(a.atttypid, a.atttypmod) AS sql_type,
        CASE WHEN bt.typcategory = 'A' THEN 'array' ELSE bt.typname END AS base_type,
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
@@ -45,25 +53,40 @@ SELECT a.attname AS name,
             WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum
             ORDER BY d.refobjid LIMIT 1)
        ) AS sequence
-FROM pg_attribute a
-JOIN pg_type t ON t.oid = a.atttypid
-JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum
+    FROM pg_attribute a
+    JOIN pg_type t ON t.oid = a.atttypid
+    JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) x),
+  'keys', (SELECT coalesce(json_agg(k.cols ORDER BY k.cols), '[]') FROM (
+    SELECT array_agg(a.attname::text ORDER BY a.attname) AS cols
+    FROM pg_index i
+    JOIN LATERAL unnest(i.indkey) AS k(attnum) ON true
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate
+      AND i.indpred IS NULL AND i.indexprs IS NULL
+    GROUP BY i.indexrelid) k)
+)::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = {oid}
 """
 
 # The name resolved by reading the catalog with the statement's own snapshot, as to_regclass
 # would resolve it (the schema given, else the first schema of the search_path that has it).
 # to_regclass answers from the backend's catalog cache, which can still hold "no such table"
 # after another session's CREATE committed while this transaction waited for its turn.
-_TABLE_SQL = """
-SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relname = $2
-  AND CASE WHEN $1::text IS NULL THEN n.nspname = ANY (current_schemas(true))
-           ELSE n.nspname = $1::text END
-ORDER BY array_position(current_schemas(true), n.nspname::text)
-LIMIT 1
+# One statement, sent as COPY (...) TO STDOUT: a simple query, so one round trip even on a
+# connection that has not prepared it (a prepared statement costs two there, Parse and then
+# Bind/Execute) and behind a transaction pooler, where nothing stays prepared. The names go
+# in as escaped literals (``_literal``), like every identifier this package quotes.
+_DESCRIBE_SQL = f"""
+SELECT r.oid, md5(r.body) AS fingerprint, r.body
+FROM (SELECT rc.oid, ({BODY_SQL.format(oid="rc.oid")}) AS body
+      FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+      WHERE rc.relname = @table
+        AND CASE WHEN @schema::text IS NULL THEN rn.nspname = ANY (current_schemas(true))
+                 ELSE rn.nspname = @schema::text END
+      ORDER BY array_position(current_schemas(true), rn.nspname::text)
+      LIMIT 1) r
 """
 _RELKINDS = {
     "v": "a view",
@@ -74,18 +97,6 @@ _RELKINDS = {
     "c": "a composite type",
     "I": "a partitioned index",
 }
-
-# Unique indexes (and primary keys) that an ON CONFLICT on exactly these columns can use: not
-# partial, not on expressions, not deferrable.
-_UNIQUE_KEYS_SQL = """
-SELECT array_agg(a.attname ORDER BY a.attname) AS cols
-FROM pg_index i
-JOIN LATERAL unnest(i.indkey) AS k(attnum) ON true
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = $1 AND i.indisunique AND i.indimmediate
-  AND i.indpred IS NULL AND i.indexprs IS NULL
-GROUP BY i.indexrelid
-"""
 
 _INT_RANGES = {
     "int2": (-(2**15), 2**15 - 1),
@@ -153,6 +164,8 @@ class TableInfo:
     columns: dict[str, ColumnInfo]
     unique_keys: tuple[frozenset[str], ...]
     partitioned: bool = False
+    #: md5 of the description as the server wrote it: a write checks it still holds.
+    fingerprint: str = ""
 
     @property
     def qualified(self) -> str:
@@ -167,25 +180,49 @@ async def describe_table(
     conn: asyncpg.Connection, table: str, *, schema: str | None
 ) -> TableInfo | None:
     """The table as the server sees it now, or ``None`` if it does not exist."""
-    row = await conn.fetchrow(_TABLE_SQL, schema, table)
-    if row is None:
+    sql = _DESCRIBE_SQL.replace("@table", _literal(table)).replace("@schema", _literal(schema))
+    received = bytearray()
+
+    async def sink(data: bytes) -> None:
+        received.extend(data)
+
+    await conn.copy_from_query(sql, output=sink, format="csv")
+    if not received:
         return None
-    if row["relkind"] not in ("r", "p"):
-        kind = _RELKINDS.get(row["relkind"], f"a relation of kind {row['relkind']!r}")
-        display = f"{row['nspname']}.{row['relname']}"
+    # One CSV row: the oid and the md5 never need quoting; the body (quoted, with its quotes
+    # doubled) is the rest of the line. Not the csv module: its 128 KiB field limit is less
+    # than the description of a table of 1,600 columns.
+    oid, fingerprint, text = received.decode().removesuffix("\n").split(",", 2)
+    if text.startswith('"'):
+        text = text[1:-1].replace('""', '"')
+    body = json.loads(text)
+    if body["relkind"] not in ("r", "p"):
+        kind = _RELKINDS.get(body["relkind"], f"a relation of kind {body['relkind']!r}")
+        display = f"{body['schema']}.{body['name']}"
         raise SchemaMismatchError(
             f"{display} is {kind}, not a table: bulk writes need a table", table=display
         )
-    columns = {r["name"]: ColumnInfo(**dict(r)) for r in await conn.fetch(_COLUMNS_SQL, row["oid"])}
-    keys = tuple(frozenset(r["cols"]) for r in await conn.fetch(_UNIQUE_KEYS_SQL, row["oid"]))
+    columns = {}
+    for column in body["columns"]:
+        column.pop("attnum")
+        columns[column["name"]] = ColumnInfo(**column)
     return TableInfo(
-        oid=row["oid"],
-        schema=row["nspname"],
-        name=row["relname"],
+        oid=int(oid),
+        schema=body["schema"],
+        name=body["name"],
         columns=columns,
-        unique_keys=keys,
-        partitioned=row["relkind"] == "p",
+        unique_keys=tuple(frozenset(cols) for cols in body["keys"]),
+        partitioned=body["relkind"] == "p",
+        fingerprint=fingerprint,
     )
+
+
+def _literal(value: str | None) -> str:
+    """``value`` as an SQL string literal that means the same whatever
+    standard_conforming_strings says (E'' with its backslashes and quotes doubled)."""
+    if value is None:
+        return "NULL"
+    return "E'" + check_identifier(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def check_columns(

@@ -217,6 +217,7 @@ class Prefetch:
             maxsize=_PREFETCH
         )
         self._task: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
         #: The source's own exception, once it raised one: a COPY reading the source may
         #: surface it as the driver's error, and the caller must see it unchanged.
         self.failure: BaseException | None = None
@@ -239,16 +240,29 @@ class Prefetch:
     def ready(self) -> bool:
         return not self._queue.empty()
 
+    async def ready_within(self, seconds: float) -> bool:
+        """Whether the next chunk is waiting, or arrives within ``seconds``."""
+        self._arrived.clear()
+        if self.ready():
+            return True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._arrived.wait()
+        return self.ready()
+
     async def _produce(self) -> None:
         try:
             async for item in self._source:
                 await self._queue.put((item, None))
+                self._arrived.set()
             await self._queue.put((None, None))
+            self._arrived.set()
         except asyncio.CancelledError:
             raise  # the consumer is gone; nobody would read the queue
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self.failure = exc
             await self._queue.put((None, exc))
+            self._arrived.set()
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import asyncpg
+import pandas as pd
 
 from ._catalog import TableInfo
+from ._catalog_cache import is_stale
 from ._chunks import Chunk, Prefetch, first_and_rest, prepared_chunks
 from ._guards import connection, round_trip, transaction
 from ._mode_writer import ModeWriter, WriterOptions
@@ -20,12 +22,14 @@ from ._quarantine import record_rejects, rejects_table_name
 from ._request import WriteRequest
 from ._retry import sleep_before_retry
 from ._send import send, stream
-from ._sequences import advance_sequences
+from ._sequences import FoldedAdvance, advance_sequences
 from ._sources import is_replayable
 from ._staged_writers import StagedWriter
 from ._target import clear, data_columns, resolve_target
+from ._target_cache import known_target, prelude
+from ._txn import Transaction
 from ._typed_source import with_table_types
-from .errors import BulkWriteError
+from .errors import BulkWriteError, SchemaMismatchError
 from .write_result import WriteResult
 
 if TYPE_CHECKING:
@@ -79,45 +83,96 @@ async def _write_in_one_transaction(
         return
     if first is not None:
         data_columns(request, first)
-    async with connection(pool, request) as conn, transaction(conn, request):
-        if first is None:
-            native = await clear(conn, request, stats, log=log)
-            if native is not None:
-                async with round_trip(conn, request, "attach"):
-                    await native.finish(conn)
+    async with connection(pool, request) as conn:
+        target = None if first is None else await known_target(pool, conn, request, first, stats)
+        if target is None:
+            # No rows, or no table yet: read (or create) it inside the transaction.
+            async with transaction(conn, request) as txn:
+                await _write_body(conn, txn, request, first, frames, None, stats, log)
             return
+        for attempt in (1, 2):
+            info, columns = target
+            # The stage of update and upsert is made by the BEGIN batch too.
+            writer = _new_writer(request, info, columns, fresh=request.replace is True)
+            begun = False
+            try:
+                statements = [*prelude(request, info), *writer.setup_sql()]
+                async with transaction(conn, request, statements) as txn:
+                    begun = True
+                    await _write_body(
+                        conn, txn, request, first, frames, target, stats, log, writer=writer
+                    )
+                return
+            except BulkWriteError as exc:
+                # The BEGIN batch found the table changed: nothing of the data was read or
+                # sent yet, so the write starts over from a fresh description.
+                if begun or attempt == 2 or not is_stale(exc):
+                    raise
+            target = await known_target(pool, conn, request, first, stats, fresh=True)
+            if target is None:
+                raise SchemaMismatchError(
+                    f"table {request.display} was dropped during the write", table=request.display
+                )
+
+
+async def _write_body(
+    conn: asyncpg.Connection,
+    txn: Transaction,
+    request: WriteRequest,
+    first: pd.DataFrame | None,
+    frames: AsyncIterator[pd.DataFrame],
+    target: tuple[TableInfo, tuple[str, ...]] | None,
+    stats: Stats,
+    log: Log,
+    *,
+    writer: ModeWriter | None = None,
+) -> None:
+    """The write inside its transaction. ``target``: the table as the BEGIN batch found it
+    (locked, its description checked, the slice's turn taken); None: read it here.
+    ``writer``: begun by the BEGIN batch; None: made and begun here."""
+    if first is None:
+        native = await clear(conn, request, stats, log=log)
+        if native is not None:
+            txn.before_commit.extend(native.attach)
+        return
+    native = None
+    if target is None:
         async with round_trip(conn, request, "table lookup"):
             info, columns = await resolve_target(conn, request, first, stats)
-        native = None
         if request.replace is not False:
             native = await clear(conn, request, stats, log=log)
+    else:
+        info, columns = target
+        if request.replace is not False:
+            native = await clear(conn, request, stats, info=info, log=log)
+    if native is not None:
+        # The rows go to the slice's child, emptied or created in this transaction. Only
+        # appending modes replace, and their writers make nothing in the BEGIN batch.
+        writer = await _begin_writer(conn, request, native.table, columns, fresh=True)
+        # ATTACH of a new child travels with COMMIT: its SHARE UPDATE EXCLUSIVE lock on the
+        # parent is held for that one round trip only.
+        txn.before_commit.extend(native.attach)
+    elif writer is None:
         writer = await _begin_writer(
-            conn,
-            request,
-            info if native is None else native.table,
-            columns,
-            fresh=request.replace is True or stats.created or native is not None,
+            conn, request, info, columns, fresh=request.replace is True or stats.created
         )
-        async with contextlib.aclosing(
-            Prefetch(prepared_chunks(frames, info, columns, request))
-        ) as chunks:
-            if writer.streams and request.on_bad_rows == "fail":
-                await stream(conn, writer, chunks, request, stats, log)
-            else:
-                async for chunk in chunks:
-                    stats.add(chunk, await send(conn, writer, chunk, request))
-                    report(log, request, stats)
-        async with round_trip(conn, request, "apply", writer=writer):
-            deferred = await writer.finish(conn)
-        if native is not None:
-            async with round_trip(conn, request, "attach"):
-                await native.finish(conn)
-        if deferred is not None:
-            # One statement for the whole write: a key repeated across chunks counts too.
-            stats.affected, stats.duplicates = deferred
-        if isinstance(writer, StagedWriter) and writer.rejected:
-            await _record_applied_rejects(conn, request, writer, stats, log)
-        await _advance_sequences(conn, request, info, stats.maxima, log)
+    async with contextlib.aclosing(
+        Prefetch(prepared_chunks(frames, info, columns, request))
+    ) as chunks:
+        if writer.streams and request.on_bad_rows == "fail":
+            await stream(conn, writer, chunks, request, stats, log)
+        else:
+            async for chunk in chunks:
+                stats.add(chunk, await send(conn, writer, chunk, request))
+                report(log, request, stats)
+    async with round_trip(conn, request, "apply", writer=writer):
+        deferred = await writer.finish(conn)
+    if deferred is not None:
+        # One statement for the whole write: a key repeated across chunks counts too.
+        stats.affected, stats.duplicates = deferred
+    if isinstance(writer, StagedWriter) and writer.rejected:
+        await _record_applied_rejects(conn, request, writer, stats, log)
+    await _advance_sequences(conn, txn, request, info, stats.maxima, log)
 
 
 async def _record_applied_rejects(
@@ -150,18 +205,31 @@ async def _record_applied_rejects(
 
 async def _advance_sequences(
     conn: asyncpg.Connection,
+    txn: Transaction,
     request: WriteRequest,
     info: TableInfo,
     maxima: dict[str, int],
     log: Log,
 ) -> None:
     """Before COMMIT: serial and identity columns written with explicit values get their
-    sequences moved past those values."""
+    sequences moved past those values, in one statement sent with COMMIT; its report is
+    logged once COMMIT is through."""
     if not maxima:
         return
-    async with round_trip(conn, request, "sequences"):
-        lines = await advance_sequences(conn, info, maxima)
-    for line in lines:
+    folded = FoldedAdvance.of(info, maxima)
+    if folded is None:
+        async with round_trip(conn, request, "sequences"):
+            lines = await advance_sequences(conn, info, maxima)
+        for line in lines:
+            log.info("%s", line)
+        return
+    txn.before_commit.append(folded.sql())
+    txn.notice_listeners.append(folded.heard)
+    txn.after_commit.append(lambda: _log_lines(log, folded))
+
+
+def _log_lines(log: Log, folded: FoldedAdvance) -> None:
+    for line in folded.lines():
         log.info("%s", line)
 
 
@@ -179,10 +247,10 @@ async def _write_per_chunk(pool: Pool, request: WriteRequest, stats: Stats, log:
 
     async def write_chunk(chunk: Chunk) -> None:
         async with connection(pool, request) as conn:
-            async with transaction(conn, request):
+            async with transaction(conn, request) as txn:
                 writer = await _begin_writer(conn, request, info, columns)
                 affected = await send(conn, writer, chunk, request)
-                await _advance_sequences(conn, request, info, chunk.maxima, log)
+                await _advance_sequences(conn, txn, request, info, chunk.maxima, log)
             stats.add(chunk, affected)  # counted once its COMMIT is through
 
     async with contextlib.aclosing(
@@ -246,6 +314,15 @@ async def _begin_writer(
 ) -> ModeWriter:
     """The mode's writer, begun. ``fresh``: the table was TRUNCATEd or created earlier in
     this transaction."""
+    writer = _new_writer(request, info, columns, fresh=fresh)
+    async with round_trip(conn, request, "staging"):
+        await writer.begin(conn)
+    return writer
+
+
+def _new_writer(
+    request: WriteRequest, info: TableInfo, columns: Sequence[str], *, fresh: bool
+) -> ModeWriter:
     options = WriterOptions(
         key_columns=request.key_columns,
         apply_once=request.commit == "write",
@@ -254,7 +331,4 @@ async def _begin_writer(
         # never on a partitioned table; quarantine's retries of a chunk run in savepoints.
         freeze=fresh and request.on_bad_rows == "fail" and not info.partitioned,
     )
-    writer = request.write_mode.writer(info, columns, request.round_trip_timeout, options)
-    async with round_trip(conn, request, "staging"):
-        await writer.begin(conn)
-    return writer
+    return request.write_mode.writer(info, columns, request.round_trip_timeout, options)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -15,6 +15,7 @@ from ._mode_writer import ModeWriter
 from ._request import Target, WriteRequest
 from ._retry import is_transient
 from ._translate import translate
+from ._txn import Transaction
 from .errors import (
     BulkWriteError,
     OutcomeUnknownError,
@@ -32,26 +33,27 @@ _WATCH_INTERVAL = 0.25
 
 
 @contextlib.asynccontextmanager
-async def transaction(conn: asyncpg.Connection, request: Target) -> AsyncIterator[None]:
+async def transaction(
+    conn: asyncpg.Connection, request: Target, prelude: Sequence[str] = ()
+) -> AsyncIterator[Transaction]:
     """BEGIN; COMMIT when the block succeeds, roll back (or close the connection) when not.
-    Behind a transaction pooler, the writer's limits are set for this transaction alone."""
-    # READ COMMITTED whatever the role's default: a replace's DELETE and a creator's second
-    # catalog lookup run after waiting their turn, and must see what the writer before them
-    # committed (under REPEATABLE READ both copies of a slice would survive).
-    transaction = conn.transaction(isolation="read_committed")
-    async with round_trip(conn, request, "BEGIN"):
-        await transaction.start()
+    Behind a transaction pooler, the writer's limits are set for this transaction alone.
+
+    BEGIN, the limits and ``prelude`` (statements that need no answer: locks, checks) go in
+    one round trip; statements the block adds to ``before_commit`` go with COMMIT."""
+    transaction = Transaction(conn, (request.set_local, *prelude))
     try:
-        if request.set_local:
-            # One round trip for all of them, and inside the try: a setting the server
-            # refuses rolls the transaction back like any other error.
-            async with round_trip(conn, request, "SET LOCAL"):
-                await conn.execute(request.set_local)
-        yield
+        # Inside the try: a setting or a lock the server refuses rolls the transaction back
+        # like any other error.
+        async with round_trip(conn, request, "BEGIN"):
+            await transaction.start()
+        yield transaction
     except BaseException as exc:
         await abandon(conn, transaction, exc)
         raise
     await commit_transaction(conn, transaction, request)
+    for done in transaction.after_commit:
+        done()
 
 
 @contextlib.asynccontextmanager
@@ -197,17 +199,33 @@ def state_known(error: BaseException) -> bool:
     return isinstance(error, Exception)
 
 
-async def commit_transaction(conn: asyncpg.Connection, transaction: Any, request: Target) -> None:
+async def commit_transaction(
+    conn: asyncpg.Connection, transaction: Transaction, request: Target
+) -> None:
     try:
         async with round_trip(conn, request, "COMMIT"):
             await transaction.commit()
-    except TransientWriteError as exc:
-        if not isinstance(request, WriteRequest):
+    except BulkWriteError as exc:
+        # The server answered with an error and the connection is still in the transaction:
+        # a statement sent ahead of COMMIT (an ATTACH, the sequences' DO block) failed, so
+        # COMMIT never ran and nothing is stored. (After a timeout the status is stale.)
+        aborted = (
+            isinstance(exc.__cause__, asyncpg.PostgresError)
+            and not lost(conn)
+            and conn.is_in_transaction()
+        )
+        if aborted:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await transaction.rollback()
+        if not isinstance(exc, TransientWriteError) or not isinstance(request, WriteRequest):
             raise  # one statement: not retried, and reported like a lost autocommit
         if request.write_mode.rerun_safe or request.replace is not False:
             raise  # running it again converges on the same rows
-        if rolled_back(exc.__cause__):
-            raise  # the server answered COMMIT with a rollback: nothing is stored
+        if aborted or rolled_back(exc.__cause__):
+            # The server answered with a rollback (a deadlock found by COMMIT itself, e.g.
+            # in a deferred trigger, or by a statement sent with it): nothing is stored.
+            raise
         raise OutcomeUnknownError(
             f"the connection was lost during COMMIT of a {request.mode} into "
             f"{request.display}: the rows may or may not be stored, so they are not sent again",

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncpg
 
+    from ._catalog import TableInfo
+    from .key_range import KeyRange
+
 # Sequences advanced past explicit values (second key: the sequence's oid).
 SEQUENCE = 0x5E0A_DB17
 # A slice being replaced (second key: a hash of table oid, column and bounds).
@@ -48,3 +51,14 @@ def _canonical(value: Any) -> str:
 async def lock(conn: asyncpg.Connection, space: int, *parts: Any) -> None:
     """Wait for the lock on ``parts`` in ``space``, held until the transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", space, key(*parts))
+
+
+def slice_key(info: TableInfo, key_range: KeyRange) -> tuple[Any, ...]:
+    """What identifies a slice for its SLICE lock: the table's oid (however the writers spell
+    its name), the column and the bounds."""
+    return (info.oid, key_range.column, key_range.start, key_range.end)
+
+
+def lock_sql(space: int, *parts: Any) -> str:
+    """The lock as a statement for a batch: both keys are integers made here."""
+    return f"SELECT pg_advisory_xact_lock({int(space)}, {int(key(*parts))})"

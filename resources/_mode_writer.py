@@ -54,8 +54,16 @@ class ModeWriter:
     timeout: float | None
     options: WriterOptions = field(default_factory=WriterOptions)
 
+    def setup_sql(self) -> list[str]:
+        """Statements to run once per transaction before the first chunk, that need no
+        answer: they can travel with BEGIN."""
+        return []
+
     async def begin(self, conn: asyncpg.Connection) -> None:
-        """Run once per transaction, before the first chunk."""
+        """Run once per transaction, before the first chunk (when BEGIN did not carry
+        :meth:`setup_sql`)."""
+        if statements := self.setup_sql():
+            await conn.execute(";\n".join(statements), timeout=self.timeout)
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         raise NotImplementedError

@@ -46,29 +46,25 @@ __all__ = ["NativeSlice", "native_slice", "partition_by_sql"]
 # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1).
 _MAX_NAME = 63
 
-_PARTITION_KEY_SQL = """
-SELECT p.partstrat::text AS strategy, p.partnatts AS columns, a.attname AS column_name
+# The partition key and the children, with for each child a table whose foreign key
+# references it or the parent (TRUNCATE refuses those, SQLSTATE 0A000, where DELETE would
+# check the references row by row): one round trip. No row: not partitioned; one row with a
+# NULL oid: no child yet.
+_PLAN_SQL = """
+SELECT p.partstrat::text AS strategy, p.partnatts AS columns, a.attname AS column_name,
+       c.oid, n.nspname, c.relname, c.relkind::text AS relkind,
+       pg_get_expr(c.relpartbound, c.oid) AS bound,
+       (SELECT f.conrelid::regclass::text FROM pg_constraint f
+        WHERE f.contype = 'f' AND f.confrelid IN (p.partrelid, c.oid)
+          AND f.conrelid NOT IN (p.partrelid, c.oid)
+        LIMIT 1) AS referenced
 FROM pg_partitioned_table p
 LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+LEFT JOIN pg_inherits i ON i.inhparent = p.partrelid
+LEFT JOIN pg_class c ON c.oid = i.inhrelid
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE p.partrelid = $1
-"""
-
-_CHILDREN_SQL = """
-SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind,
-       pg_get_expr(c.relpartbound, c.oid) AS bound
-FROM pg_inherits i
-JOIN pg_class c ON c.oid = i.inhrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE i.inhparent = $1
 ORDER BY c.oid
-"""
-
-# TRUNCATE refuses a table another table's foreign key references (SQLSTATE 0A000), where
-# DELETE would check the references row by row.
-_REFERENCED_SQL = """
-SELECT conrelid::regclass::text FROM pg_constraint
-WHERE contype = 'f' AND confrelid = ANY ($1::oid[]) AND conrelid <> ALL ($1::oid[])
-LIMIT 1
 """
 
 # pg_get_expr renders one column's range bound as FROM (x) TO (y), each x a literal ('...',
@@ -82,12 +78,10 @@ class NativeSlice:
     transaction (so COPY may FREEZE), and what to run before COMMIT."""
 
     table: TableInfo
-    #: For a new child: ATTACH it, then drop the CHECK that let ATTACH skip its scan.
+    #: For a new child: ATTACH it, then drop the CHECK that let ATTACH skip its scan; sent
+    #: with COMMIT. The parent's description (its columns and keys, as cached and checked
+    #: by the BEGIN batch) stays the same: children are not part of it.
     attach: tuple[str, ...] = ()
-
-    async def finish(self, conn: asyncpg.Connection) -> None:
-        for sql in self.attach:
-            await conn.execute(sql)
 
 
 def partition_by_sql(key_range: KeyRange) -> str:
@@ -131,12 +125,13 @@ async def _plan(
         return "on_bad_rows='quarantine' retries chunks in savepoints, where COPY FREEZE is refused"
     if not info.partitioned:
         return "the table is not partitioned"
-    part = await conn.fetchrow(_PARTITION_KEY_SQL, info.oid)
+    rows = await conn.fetch(_PLAN_SQL, info.oid)
+    part = rows[0] if rows else None
     if part is None or part["strategy"] != "r" or part["columns"] != 1:
         return "the table is not partitioned BY RANGE on one column"
     if part["column_name"] != key_range.column:
         return f"the table is partitioned on {part['column_name'] or 'an expression'!s}"
-    children = await conn.fetch(_CHILDREN_SQL, info.oid)
+    children = [r for r in rows if r["oid"] is not None]
     default = next((c for c in children if c["bound"] == "DEFAULT"), None)
     ranged = [c for c in children if c["bound"] != "DEFAULT"]
     sql_type = info.columns[key_range.column].sql_type
@@ -148,7 +143,7 @@ async def _plan(
         child = ranged[exact]
         if child["relkind"] != "r":
             return f"the child {child['relname']} is itself partitioned"
-        referenced = await conn.fetchval(_REFERENCED_SQL, [info.oid, child["oid"]])
+        referenced = child["referenced"]
         if referenced is not None:
             return f"{referenced} references the table by a foreign key; TRUNCATE refuses that"
         target = dataclasses.replace(
@@ -158,13 +153,17 @@ async def _plan(
             name=child["relname"],
             partitioned=False,
         )
-        # The lock first, so that the count is what TRUNCATE removes.
-        await conn.execute(f"LOCK TABLE {target.qualified} IN ACCESS EXCLUSIVE MODE")
-        stats.deleted = int(await conn.fetchval(f"SELECT count(*) FROM {target.qualified}"))
-        await conn.execute(f"TRUNCATE {target.qualified}")
+        stats.deleted = await _truncate(conn, target)
         return NativeSlice(target)
     if overlapping:
         return "the slice's bounds straddle existing children"
+    if default is not None:
+        # ATTACH takes ACCESS EXCLUSIVE on the DEFAULT partition. Two first loads of other
+        # slices would each hold the ACCESS SHARE of the check below and wait for the
+        # other's lock at ATTACH: a deadlock. The parent's SHARE UPDATE EXCLUSIVE, which
+        # ATTACH takes anyway, makes them take turns before the check; readers and writers
+        # of the rows (ROW EXCLUSIVE, as the BEGIN batch takes) do not wait for it.
+        await conn.execute(f"LOCK TABLE ONLY {info.qualified} IN SHARE UPDATE EXCLUSIVE MODE")
     if default is not None and await conn.fetchval(
         f"SELECT EXISTS (SELECT FROM {qualified(default['nspname'], default['relname'])} "
         f"WHERE {key_range.where_sql()})",
@@ -175,6 +174,33 @@ async def _plan(
     # A foreign key referencing the table does not stop a first load (ATTACH takes it), only
     # the TRUNCATE of later replaces, which then fall back.
     return await _new_child(conn, info, key_range, sql_type)
+
+
+async def _truncate(conn: asyncpg.Connection, target: TableInfo) -> int:
+    """Lock the child, count its rows, TRUNCATE it: one simple query, the count heard as a
+    notice (the lock first, so that the count is what TRUNCATE removes)."""
+    tag = "$bulk_count$"
+    while tag in target.qualified:  # a quoted name could hold the block's quoting
+        tag = f"{tag[:-1]}_$"
+    heard: list[str] = []
+
+    def listen(conn: object, message: asyncpg.PostgresLogMessage) -> None:
+        heard.append(str(getattr(message, "message", "")))
+
+    conn.add_log_listener(listen)
+    try:
+        await conn.execute(
+            f"LOCK TABLE {target.qualified} IN ACCESS EXCLUSIVE MODE;\n"
+            f"DO {tag} DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM {target.qualified}; "
+            f"RAISE NOTICE 'bulk_assets rows %', n; END {tag};\n"
+            f"TRUNCATE {target.qualified}"
+        )
+    finally:
+        conn.remove_log_listener(listen)
+    counts = [
+        m.removeprefix("bulk_assets rows ") for m in heard if m.startswith("bulk_assets rows ")
+    ]
+    return int(counts[-1]) if counts else 0
 
 
 async def _compare(

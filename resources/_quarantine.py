@@ -24,6 +24,7 @@ from ._catalog import TableInfo
 from ._identifiers import qualified
 from ._locks import CREATE, lock
 from ._retry import is_data_error
+from ._txn import Savepoint
 from .errors import BadValueError
 
 __all__ = [
@@ -87,7 +88,7 @@ async def send_keeping_good_rows(
     rejected. Returns the rows affected and the rejects."""
     if not records:
         return 0, []
-    savepoint = conn.transaction()
+    savepoint = Savepoint(conn)
     await savepoint.start()
     try:
         affected = await send(records)

@@ -4,7 +4,9 @@ default does not draw a value the load already used."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -67,11 +69,7 @@ async def advance_sequences(
     Never past the sequence's MAXVALUE: it then stops there, and the next default value
     fails rather than repeat one. The sequences are locked in name order, so that writers
     of the same table cannot deadlock on them."""
-    targets = sorted(
-        (column.sequence, name, maxima[name])
-        for name, column in info.columns.items()
-        if name in maxima and column.sequence is not None
-    )
+    targets = _targets(info, maxima)
     lines = []
     for sequence, name, value in targets:
         where = f"sequence {sequence} of {info.display}.{name}"
@@ -79,10 +77,7 @@ async def advance_sequences(
         if meta is None or meta["increment"] < 0:
             continue  # a descending sequence draws below what was written, not into it
         if not meta["allowed"]:
-            lines.append(
-                f"{where} not advanced to {value}: the role lacks SELECT or UPDATE on it; "
-                "a later INSERT without this column may draw a value already written"
-            )
+            lines.append(_line(where, value, "denied"))
             continue
         await conn.execute(
             "SELECT pg_advisory_xact_lock($1, $2::regclass::oid::int)", SEQUENCE, sequence
@@ -94,11 +89,96 @@ async def advance_sequences(
             continue
         target = min(value, meta["maxvalue"])
         await conn.execute("SELECT setval($1::regclass, $2)", sequence, target)
-        if target < value:
-            lines.append(
-                f"{where} stopped at its MAXVALUE {target}: values up to {value} were written; "
-                "the next INSERT without this column will fail"
-            )
-        else:
-            lines.append(f"{where} advanced to {value}")
+        lines.append(_line(where, value, str(target)))
     return lines
+
+
+def _targets(info: TableInfo, maxima: Mapping[str, int]) -> list[tuple[str, str, int]]:
+    """(sequence, column, highest value written), in sequence name order: writers of the same
+    table lock them in this order, so that they cannot deadlock on them."""
+    return sorted(
+        (column.sequence, name, maxima[name])
+        for name, column in info.columns.items()
+        if name in maxima and column.sequence is not None
+    )
+
+
+# What the folded advance reports per sequence, by its position in the statement:
+# "bulk_assets sequence 2 denied" or "bulk_assets sequence 2 <value it was set to>".
+_NOTICE = re.compile(r"bulk_assets sequence (\d+) (denied|-?\d+)")
+# A sequence name goes into the statement as a literal: one that would need escaping (and
+# any with a dollar sign, which could end the block's quoting) takes the statement-by-
+# statement path instead.
+_UNSAFE = re.compile(r"['\\$]")
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedAdvance:
+    """The advance as one statement that needs no answer, sent ahead of COMMIT; what it did
+    comes back as notices, read by :meth:`lines` once COMMIT is through."""
+
+    display: str
+    targets: tuple[tuple[str, str, int], ...]
+    notices: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, info: TableInfo, maxima: Mapping[str, int]) -> FoldedAdvance | None:
+        targets = _targets(info, maxima)
+        if not targets or any(_UNSAFE.search(sequence) for sequence, _, _ in targets):
+            return None
+        return cls(info.display, tuple(targets))
+
+    def sql(self) -> str:
+        # The same steps as advance_sequences, in the same order (sequences in name order,
+        # each locked before it is read); the names are the server's own quoted output of
+        # pg_get_serial_sequence, the values Python ints.
+        names = ", ".join(f"'{sequence}'" for sequence, _, _ in self.targets)
+        values = ", ".join(str(int(value)) for _, _, value in self.targets)
+        return (
+            "DO $bulk_assets$ DECLARE "
+            f"seqs text[] := ARRAY[{names}]; vals numeric[] := ARRAY[{values}]; "
+            "meta record; state record; following numeric; target numeric; "
+            "BEGIN FOR i IN 1 .. array_length(seqs, 1) LOOP "
+            "SELECT has_sequence_privilege(seqs[i]::regclass, 'SELECT') "
+            "AND has_sequence_privilege(seqs[i]::regclass, 'UPDATE') AS allowed, "
+            "p.seqincrement AS increment, p.seqmax AS maxvalue INTO meta "
+            "FROM pg_sequence p WHERE p.seqrelid = seqs[i]::regclass; "
+            "CONTINUE WHEN NOT FOUND OR meta.increment < 0; "
+            "IF NOT meta.allowed THEN RAISE NOTICE 'bulk_assets sequence % denied', i; "
+            "CONTINUE; END IF; "
+            f"PERFORM pg_advisory_xact_lock({SEQUENCE}, seqs[i]::regclass::oid::int); "
+            "EXECUTE format('SELECT last_value, is_called FROM %s', seqs[i]) INTO state; "
+            "following := state.last_value + meta.increment * state.is_called::int; "
+            "CONTINUE WHEN vals[i] < following; "
+            "target := least(vals[i], meta.maxvalue); "
+            "PERFORM setval(seqs[i]::regclass, target::bigint); "
+            "RAISE NOTICE 'bulk_assets sequence % %', i, target; "
+            "END LOOP; END $bulk_assets$"
+        )
+
+    def heard(self, conn: object, message: asyncpg.PostgresLogMessage) -> None:
+        self.notices.append(str(getattr(message, "message", "")))
+
+    def lines(self) -> list[str]:
+        lines = []
+        for notice in self.notices:
+            match = _NOTICE.fullmatch(notice)
+            if match is None:
+                continue
+            sequence, name, value = self.targets[int(match.group(1)) - 1]
+            lines.append(_line(f"sequence {sequence} of {self.display}.{name}", value, match[2]))
+        return lines
+
+
+def _line(where: str, value: int, outcome: str) -> str:
+    if outcome == "denied":
+        return (
+            f"{where} not advanced to {value}: the role lacks SELECT or UPDATE on it; "
+            "a later INSERT without this column may draw a value already written"
+        )
+    if int(outcome) < value:
+        return (
+            f"{where} stopped at its MAXVALUE {outcome}: values up to {value} were written; "
+            "the next INSERT without this column will fail"
+        )
+    return f"{where} advanced to {value}"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from ._catalog_cache import discard
 from ._redact import MalformedDsnError, dsn_secrets, mask_url
 from ._retry import is_transient
 from .errors import BulkWriteError, TerminalWriteError, TransientWriteError, WriteTimeoutError
@@ -142,6 +143,7 @@ class Session:
             return
         if not self.loop.is_closed():
             pool, self._pool = self._pool, None
+            discard(pool)
             try:
                 asyncio.run_coroutine_threadsafe(_shutdown(pool), self.loop).result(
                     _CANCEL_GRACE + 10
@@ -189,6 +191,14 @@ def bridge(items: AsyncIterable[Any], home: asyncio.AbstractEventLoop) -> AsyncI
     return consume()
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, after asyncpg has rolled back any open transaction: none.
+    A write leaves nothing in the session (transaction-level locks, SET LOCAL, temporary
+    tables dropped at COMMIT), so the default reset query (UNLISTEN, RESET ALL, unlock all)
+    would cost every write a round trip for nothing. ``execute`` and ``fetch``, which run
+    the caller's SQL, reset their connection themselves (``run_statement``)."""
+
+
 async def _create_pool(
     dsn: str,
     *,
@@ -217,6 +227,7 @@ async def _create_pool(
             # Connections idle this long are closed: after a server restart no stale one
             # lingers for long.
             max_inactive_connection_lifetime=60.0,
+            reset=keep_session,
         )
     except TimeoutError as exc:
         cause: BaseException = exc

@@ -5,7 +5,6 @@ in key order so that concurrent writers of overlapping keys never deadlock."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from ._identifiers import column_list, quote_ident
 from ._mode_writer import ModeWriter, pieces
 from ._quarantine import Rejected
 from ._retry import is_data_error
+from ._txn import Savepoint
 
 # A table has at most 1,600 columns (MaxHeapAttributeNumber).
 MAX_COLUMNS = 1_600
@@ -40,26 +40,27 @@ class StagedWriter(ModeWriter):
     def apply_once(self) -> bool:
         return self.options.apply_once
 
-    async def begin(self, conn: asyncpg.Connection) -> None:
-        self.stage = f"bulk_stage_{uuid.uuid4().hex[:12]}"
+    def setup_sql(self) -> list[str]:
+        # One stage per transaction, dropped at its end: the name can be the same every
+        # time, so that the apply's statement is prepared once per connection, not per write.
+        self.stage = "bulk_stage"
         # Same column types as the target (typmods and domains included), none of its
         # constraints; dropped at COMMIT or ROLLBACK.
-        await conn.execute(
+        create = (
             f"CREATE TEMP TABLE {quote_ident(self.stage)} ON COMMIT DROP AS "
-            f"SELECT {column_list(self.columns)} FROM {self.info.qualified} WITH NO DATA",
-            timeout=self.timeout,
+            f"SELECT {column_list(self.columns)} FROM {self.info.qualified} WITH NO DATA"
         )
         if len(self.columns) >= MAX_COLUMNS:
             # No room for an order column: a temp table filled only by COPY stores its rows
             # in insertion order, so their physical position orders them as well.
             self.order = "ctid"
-            return
+            return [create]
         self.order = quote_ident(_unused_name("bulk_row_order", self.columns))
-        await conn.execute(
+        return [
+            create,
             f"ALTER TABLE {quote_ident(self.stage)} ADD COLUMN "
             f"{self.order} bigint GENERATED ALWAYS AS IDENTITY",
-            timeout=self.timeout,
-        )
+        ]
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         if not self.apply_once:
@@ -101,7 +102,7 @@ class StagedWriter(ModeWriter):
         while True:
             # Under a savepoint: if the server refuses a row, the stage is still there to
             # find which one.
-            savepoint = conn.transaction()
+            savepoint = Savepoint(conn)
             await savepoint.start()
             try:
                 counts = await conn.fetchrow(self.counted_apply_sql(), timeout=self.timeout)
@@ -115,7 +116,7 @@ class StagedWriter(ModeWriter):
                     raise
                 await self._set_aside(conn, *failing)
                 continue
-            await savepoint.commit()
+            # Left open rather than released: COMMIT ends it, a round trip sooner.
             return int(counts["affected"]), int(counts["duplicates"])
 
     async def _set_aside(
@@ -162,7 +163,7 @@ class StagedWriter(ModeWriter):
         return int(low), error
 
     async def _fails(self, conn: asyncpg.Connection, upto: int) -> asyncpg.PostgresError | None:
-        probe = conn.transaction()
+        probe = Savepoint(conn)
         await probe.start()
         try:
             await self._apply(conn, upto)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 
-from ._guards import connection, round_trip, transaction
+from ._guards import connection, lost, round_trip, transaction
 from .errors import TerminalWriteError
 
 if TYPE_CHECKING:
@@ -39,13 +39,40 @@ async def run_statement(
     writer's limits. A command that refuses a transaction block (VACUUM, CREATE INDEX
     CONCURRENTLY) then runs on its own, under the server's limits."""
     async with connection(pool, statement) as conn:
-        if statement.set_local:
-            try:
-                async with transaction(conn, statement), round_trip(conn, statement, "statement"):
-                    return await work(conn)
-            except TerminalWriteError as exc:
-                # SQLSTATE 25001: refused before it did anything, so running it again is safe.
-                if not isinstance(exc.__cause__, asyncpg.ActiveSQLTransactionError):
-                    raise
-        async with round_trip(conn, statement, "statement"):
-            return await work(conn)
+        try:
+            return await _run(conn, statement, work)
+        finally:
+            await _reset(conn, statement)
+
+
+async def _run(
+    conn: asyncpg.Connection,
+    statement: Statement,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+) -> T:
+    if statement.set_local:
+        try:
+            async with transaction(conn, statement), round_trip(conn, statement, "statement"):
+                return await work(conn)
+        except TerminalWriteError as exc:
+            # SQLSTATE 25001: refused before it did anything, so running it again is safe.
+            if not isinstance(exc.__cause__, asyncpg.ActiveSQLTransactionError):
+                raise
+    async with round_trip(conn, statement, "statement"):
+        return await work(conn)
+
+
+async def _reset(conn: asyncpg.Connection, statement: Statement) -> None:
+    """What the caller's SQL may have left in the session (SET, LISTEN, advisory locks, open
+    cursors) goes before the connection returns to the pool, whose own reset is a no-op for
+    the writes' sake (``keep_session``). A connection that cannot be reset is closed."""
+    if lost(conn):
+        return
+    try:
+        async with round_trip(conn, statement, "reset"):
+            if conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+            await conn.execute(conn.get_reset_query())
+    except Exception:
+        # The statement's own outcome is what the caller needs; this connection just goes.
+        conn.terminate()

@@ -15,7 +15,7 @@ from ._catalog import (
 )
 from ._guards import round_trip
 from ._identifiers import check_identifier, qualified, quote_ident
-from ._locks import CREATE, SLICE, lock
+from ._locks import CREATE, SLICE, lock, slice_key
 from ._native_partitions import NativeSlice, native_slice, partition_by_sql
 from ._progress import Log, Stats
 from ._request import WriteRequest
@@ -77,7 +77,6 @@ async def resolve_target(
         )
         if request.native_partitions and isinstance(request.replace, KeyRange):
             sql += partition_by_sql(request.replace)
-        await conn.execute(sql)
         leading_key = request.key_columns[0] if request.key_columns else None
         if (
             isinstance(request.replace, KeyRange)
@@ -87,14 +86,25 @@ async def resolve_target(
         ):
             # Every replace of a slice DELETEs by this column: without an index each one scans
             # the whole table, so the 100th partition's load costs 100 times the first's.
-            # Created with the table, in its transaction, before anyone else can see it.
-            await conn.execute(
-                f"CREATE INDEX ON {qualified(request.schema, request.table)} "
+            # Created with the table, in its transaction (and its round trip), before anyone
+            # else can see it.
+            sql += (
+                f";\nCREATE INDEX ON {qualified(request.schema, request.table)} "
                 f"({quote_ident(request.replace.column)})"
             )
+        await conn.execute(sql)
         info = await describe_table(conn, request.table, schema=request.schema)
         assert info is not None, "a table created in this transaction is visible to it"
         stats.created = True
+    check_target(request, info, columns)
+    stats.columns = columns
+    stats.table = info.display
+    return info, columns
+
+
+def check_target(request: WriteRequest, info: TableInfo, columns: tuple[str, ...]) -> None:
+    """Whether the data's columns can go into ``info`` by the request's mode; one error
+    listing every difference if not."""
     check_columns(info, columns, mode=request.write_mode, key_columns=request.key_columns)
     if isinstance(request.replace, KeyRange) and request.replace.column not in columns:
         raise SchemaMismatchError(
@@ -104,13 +114,15 @@ async def resolve_target(
         )
     if request.write_mode.needs_keys:
         check_key_columns(info, columns, request.key_columns, mode=request.write_mode)
-    stats.columns = columns
-    stats.table = info.display
-    return info, columns
 
 
 async def clear(
-    conn: asyncpg.Connection, request: WriteRequest, stats: Stats, *, log: Log | None = None
+    conn: asyncpg.Connection,
+    request: WriteRequest,
+    stats: Stats,
+    *,
+    info: TableInfo | None = None,
+    log: Log | None = None,
 ) -> NativeSlice | None:
     """Remove what the write replaces, inside its transaction.
 
@@ -118,9 +130,14 @@ async def clear(
     rows, never a half-loaded table. A KeyRange is DELETEd: readers keep seeing the old slice
     until COMMIT, and writers of other ranges are not blocked (row locks only). With
     ``native_partitions``, a KeyRange that is one child of a range-partitioned table is that
-    child TRUNCATEd (or a new one made): the rows then go there (see _native_partitions)."""
+    child TRUNCATEd (or a new one made): the rows then go there (see _native_partitions).
+
+    ``info``: the table as the transaction's BEGIN batch checked it, with the slice's turn
+    already taken there (``_target_cache.prelude``); else it is read and the turn taken here."""
+    taken = info is not None
     async with round_trip(conn, request, "replace"):
-        info = await describe_table(conn, request.table, schema=request.schema)
+        if info is None:
+            info = await describe_table(conn, request.table, schema=request.schema)
         if info is None:
             raise SchemaMismatchError(
                 f"table {request.display} does not exist, so it cannot be replaced",
@@ -137,7 +154,8 @@ async def clear(
             # rows that another writer of the slice commits after it began, so without the
             # turn both loads would survive. The DELETE runs after the wait, as a statement
             # of its own, so that its snapshot includes what the other writer committed.
-            await lock(conn, SLICE, info.oid, key_range.column, key_range.start, key_range.end)
+            if not taken:
+                await lock(conn, SLICE, *slice_key(info, key_range))
             if request.native_partitions:
                 native = await native_slice(conn, request, info, key_range, stats, log)
                 if native is not None:

@@ -109,6 +109,10 @@ def _locate_argument(
     columns = writer.columns if writer is not None else ()
     if not columns:
         return column, None
+    if (match := _EXECUTEMANY_ELEMENT.search(message)) and isinstance(writer, InsertWriter):
+        index, width = int(match.group(1)) - 1, len(columns)
+        batch = writer.batch_start + int(match.group(2)) * writer.rows_per_statement
+        return columns[index % width], _row(chunk, batch + index // width)
     if match := _EXECUTEMANY_ELEMENT.search(message):
         index = int(match.group(1)) - 1
         return columns[index % len(columns)], _row(chunk, int(match.group(2)))

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._catalog import ColumnInfo, describe_table
+from ._catalog_cache import cached, keep
 from ._guards import connection, round_trip
 from ._request import WriteRequest
 
@@ -28,13 +29,18 @@ class TableTypedSource(Protocol):
 
 
 async def with_table_types(pool: Pool, request: WriteRequest) -> WriteRequest:
-    """``request`` with its data told the table's column types, if it wants them: one
-    catalog lookup before the write, on a connection of its own."""
+    """``request`` with its data told the table's column types, if it wants them: from the
+    pool's cached description, else one catalog lookup before the write (kept, so that the
+    write itself reads none). The write's BEGIN batch checks the description either way."""
     source = request.data
     if not isinstance(source, TableTypedSource):
         return request
-    async with connection(pool, request) as conn, round_trip(conn, request, "table lookup"):
-        info = await describe_table(conn, request.table, schema=request.schema)
+    info = cached(pool, request.schema, request.table)
+    if info is None:
+        async with connection(pool, request) as conn, round_trip(conn, request, "table lookup"):
+            info = await describe_table(conn, request.table, schema=request.schema)
+        if info is not None:
+            keep(pool, request.schema, request.table, info)
     types = {} if info is None else {name: _type_name(c) for name, c in info.columns.items()}
     return dataclasses.replace(request, data=source.with_table_types(types))
 

@@ -391,3 +391,55 @@ def test_a_referenced_table_loads_natively_then_replaces_by_delete(
     assert "refs references the table by a foreign key" in caplog.text
     assert result.rows_deleted == 1_000
     assert db.fetchval(f"SELECT count(*) FROM {table} WHERE label LIKE 'b%'") == 1_000
+
+
+def test_writers_of_other_partitions_never_deadlock(dsn: str, db: Db, schema: str) -> None:
+    """Replaces of two children and first loads of two new ones, all at once, beside a
+    DEFAULT partition: each BEGIN holds ROW EXCLUSIVE on the parent, each TRUNCATE its own
+    child, and the first loads' ATTACH (SHARE UPDATE EXCLUSIVE on the parent, ACCESS
+    EXCLUSIVE on the DEFAULT partition) take turns. A deadlock would show as a second
+    attempt: the server breaks it by failing one writer, which the write then retries."""
+    table = f"{q(schema)}.items"
+    db.execute(
+        f"CREATE TABLE {table} (id bigint NOT NULL, label text) PARTITION BY RANGE (id);"
+        f"CREATE TABLE {q(schema)}.items_a PARTITION OF {table} FOR VALUES FROM (1) TO (1001);"
+        f"CREATE TABLE {q(schema)}.items_b PARTITION OF {table} FOR VALUES FROM (1001) TO (2001);"
+        f"CREATE TABLE {q(schema)}.items_d PARTITION OF {table} DEFAULT"
+    )
+    for lo in (1, 1_001):
+        db.execute(f"INSERT INTO {table} SELECT g, 'old' FROM generate_series({lo}, {lo + 999}) g")
+    attempts: dict[int, int] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def slow(lo: int) -> Iterator[pd.DataFrame]:
+        # The transactions overlap: each holds its locks while the others take theirs.
+        yield rows(lo, lo + 500, "new")
+        time.sleep(1.5)
+        yield rows(lo + 500, lo + 1_000, "new")
+
+    def run(lo: int) -> None:
+        try:
+            with PostgresBulkWriter(dsn=dsn) as w:
+                start.wait(30)
+                result = write(w, schema, lambda: slow(lo), KeyRange("id", lo, lo + 1_000))
+                attempts[lo] = result.attempts
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(lo,)) for lo in (1, 1_001, 2_001, 3_001)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    assert attempts == {1: 1, 1_001: 1, 2_001: 1, 3_001: 1}
+    assert db.fetchval(f"SELECT count(*) FROM {table} WHERE label LIKE 'new%'") == 4_000
+    assert db.fetchval(f"SELECT count(*) FROM {table}") == 4_000
+    assert [name for name, _ in children(db, table)] == [
+        "items_2001",
+        "items_3001",
+        "items_a",
+        "items_b",
+        "items_d",
+    ]
