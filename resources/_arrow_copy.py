@@ -15,7 +15,6 @@ a DataFrame for the plain path.
 from __future__ import annotations
 
 import decimal
-import struct
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,8 +23,8 @@ import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
 from ._arrow_numeric import encode_decimal, encode_text_numeric
-from ._binary_columns import _numeric_words
-from ._binary_copy import _rows as assemble_rows
+from ._binary_columns import numeric_words
+from ._binary_copy import encode_rows
 from ._binary_fields import Column, Fallback, Part, fixed
 from ._binary_text import TEXT_ENCODERS
 from ._catalog import TableInfo
@@ -73,27 +72,18 @@ def encode_batch(
         if encoder is None:
             return None
         encoders.append(encoder)
-    n = batch.num_rows
-    if n == 0:
-        return memoryview(b"")
-    parts: list[Part] = [np.frombuffer(struct.pack(">h", len(columns)) * n, np.uint8).reshape(n, 2)]
-    try:
-        for name, encoder in zip(columns, encoders, strict=True):
-            arr = batch.column(name)
-            column = ArrowColumn(
-                arr=arr,
-                info=info.columns[name],
-                na=arr.is_null().to_numpy(zero_copy_only=False),
-                table=info.display,
-                row_offset=row_offset,
-                not_null=name in not_null,
-            )
-            if (column.not_null or column.info.required) and column.na.any():
-                column.refuse()
-            parts.extend(encoder(column))
-    except Fallback:
-        return None
-    return assemble_rows(parts, n)
+    made = (
+        ArrowColumn(
+            arr=batch.column(name),
+            info=info.columns[name],
+            na=batch.column(name).is_null().to_numpy(zero_copy_only=False),
+            table=info.display,
+            row_offset=row_offset,
+            not_null=name in not_null,
+        )
+        for name in columns
+    )
+    return encode_rows(batch.num_rows, len(columns), zip(made, encoders, strict=True))
 
 
 def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
@@ -195,7 +185,7 @@ def _encode_int_numeric(col: ArrowColumn) -> list[Part]:
             too_long = magnitude >= np.uint64(10**room) if room < 20 else np.zeros(1, bool)
         if (valid & too_long).any():
             col.refuse()
-    return fixed(_numeric_words(magnitude, negative, 0, 0), col.na)
+    return fixed(numeric_words(magnitude, negative, 0, 0), col.na)
 
 
 # -- text, uuid, json ---------------------------------------------------------------------------

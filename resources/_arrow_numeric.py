@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._arrow_fields import ArrowColumn
-from ._binary_columns import _numeric_words
+from ._binary_columns import numeric_words
 from ._binary_fields import Fallback, Part, fixed, lengths
 from ._display import show
 
@@ -20,7 +20,7 @@ __all__ = ["encode_decimal", "encode_text_numeric"]
 # A plain decimal: digits with at most one point, an optional sign. Anything else (exponents,
 # NaN, spaces) is parsed value by value with Decimal.
 _PLAIN_DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
-# Scaled magnitudes below 10**15 stay exact through _numeric_words' alignment (times 10**3).
+# Scaled magnitudes below 10**15 stay exact through numeric_words' alignment (times 10**3).
 _MAX_DIGITS = 15
 # numeric's binary sign words.
 _NUMERIC_NEG = 0x4000
@@ -49,7 +49,7 @@ def encode_decimal(col: ArrowColumn) -> list[Part]:
         if (valid & (magnitude % step != 0)).any():
             col.refuse()
     magnitude = np.where(valid, magnitude, np.uint64(0))
-    return fixed(_numeric_words(magnitude, low < 0, scale, scale), col.na)
+    return fixed(numeric_words(magnitude, low < 0, scale, scale), col.na)
 
 
 def encode_text_numeric(col: ArrowColumn) -> list[Part]:
@@ -84,7 +84,7 @@ def encode_text_numeric(col: ArrowColumn) -> list[Part]:
     padded = pc.if_else(pc.equal(pc.binary_length(significant), 0), "0", significant)
     ints = np.asarray(pc.cast(padded, pa.int64()).to_numpy(zero_copy_only=False), np.int64)
     magnitude = (ints * 10 ** (target - frac)).astype(np.uint64)
-    words = _numeric_words(magnitude, negative & (magnitude != 0), target, 0)
+    words = numeric_words(magnitude, negative & (magnitude != 0), target, 0)
     # The display scale: the column's, else each value's own, as the text form keeps it.
     words[:, 3] = target if scale is not None else frac
     return fixed(words, col.na)

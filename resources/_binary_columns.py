@@ -194,10 +194,10 @@ def _encode_numeric(col: Column) -> list[Part]:
                 col.refuse()
         scale = 0
         dscale = 0
-    return fixed(_numeric_words(magnitude, negative, scale, dscale), col.na)
+    return fixed(numeric_words(magnitude, negative, scale, dscale), col.na)
 
 
-def _numeric_words(
+def numeric_words(
     magnitude: np.ndarray, negative: np.ndarray, scale: int, dscale: int
 ) -> np.ndarray:
     """numeric's send format for ``magnitude * 10**-scale``: ndigits, weight, sign, dscale, then
