@@ -14,7 +14,6 @@ a DataFrame for the plain path.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
 from ._arrow_numeric import encode_decimal, encode_text_numeric
-from ._binary_columns import numeric_words
+from ._binary_columns import integer_numeric, split_sign
 from ._binary_copy import encode_rows
 from ._binary_fields import Column, Fallback, Part, fixed
 from ._binary_text import TEXT_ENCODERS
@@ -168,24 +167,12 @@ def _encode_int_numeric(col: ArrowColumn) -> list[Part]:
     scale = col.info.numeric_scale
     if scale is not None and scale < 0:
         raise Fallback  # multiples of 10**-scale only: the plain path checks each value
-    valid = ~col.na
     if pa.types.is_unsigned_integer(col.arr.type):
         magnitude = numbers(col, 0, np.uint64)
         negative = np.zeros(len(magnitude), dtype=bool)
     else:
-        ints = numbers(col, 0, np.int64)
-        magnitude = np.abs(ints).view(np.uint64)  # -2**63 read as uint64 is 2**63
-        negative = ints < 0
-    if scale is not None:
-        # Decimal.quantize in the plain path refuses digits + scale > its precision (28).
-        room = decimal.getcontext().prec - scale
-        if room <= 0:
-            too_long = magnitude != 0
-        else:
-            too_long = magnitude >= np.uint64(10**room) if room < 20 else np.zeros(1, bool)
-        if (valid & too_long).any():
-            col.refuse()
-    return fixed(numeric_words(magnitude, negative, 0, 0), col.na)
+        magnitude, negative = split_sign(numbers(col, 0, np.int64))
+    return integer_numeric(col, magnitude, negative, scale)
 
 
 # -- text, uuid, json ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._binary_fields import Column, Encoder, Fallback, Part, fixed
+from ._binary_fields import Column, Encodable, Encoder, Fallback, Part, fixed
 from ._binary_text import TEXT_ENCODERS, is_arrow_str
 from ._catalog import ColumnInfo
 
@@ -169,32 +169,37 @@ def _encode_numeric(col: Column) -> list[Part]:
             raise Fallback
         if (valid & (scaled / power != arr)).any():
             col.refuse()  # more decimals than the column's scale
-        ints = np.where(valid, scaled, 0).astype(np.int64)
-        magnitude = np.abs(ints).astype(np.uint64)
-        negative = ints < 0
-        dscale = scale
+        magnitude, negative = split_sign(np.where(valid, scaled, 0).astype(np.int64))
+        return fixed(numeric_words(magnitude, negative, scale, scale), col.na)
+    if pd.api.types.is_unsigned_integer_dtype(dtype):
+        magnitude = col.series.to_numpy(dtype=np.uint64, na_value=0)
+        negative = np.zeros(len(magnitude), dtype=bool)
     else:
-        if pd.api.types.is_unsigned_integer_dtype(dtype):
-            magnitude = col.series.to_numpy(dtype=np.uint64, na_value=0)
-            negative = np.zeros(len(magnitude), dtype=bool)
+        magnitude, negative = split_sign(col.series.to_numpy(dtype=np.int64, na_value=0))
+    return integer_numeric(col, magnitude, negative, scale)
+
+
+def split_sign(ints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int64 values as uint64 magnitudes and a negative flag."""
+    # abs(-2**63) wraps to itself in int64; read as uint64 it is 2**63.
+    return np.abs(ints).view(np.uint64), ints < 0
+
+
+def integer_numeric(
+    col: Encodable, magnitude: np.ndarray, negative: np.ndarray, scale: int | None
+) -> list[Part]:
+    """Whole numbers as numeric fields of a column with ``scale`` decimals (None: any)."""
+    if scale is not None:
+        # Decimal.quantize refuses a result longer than the context's precision (28
+        # digits by default): digits + scale > prec. Zero always fits.
+        room = decimal.getcontext().prec - scale
+        if room <= 0:
+            too_long = magnitude != 0
         else:
-            ints = col.series.to_numpy(dtype=np.int64, na_value=0)
-            # abs(-2**63) wraps to itself in int64; read as uint64 it is 2**63.
-            magnitude = np.abs(ints).view(np.uint64)
-            negative = ints < 0
-        if scale is not None:
-            # Decimal.quantize refuses a result longer than the context's precision (28
-            # digits by default): digits + scale > prec. Zero always fits.
-            room = decimal.getcontext().prec - scale
-            if room <= 0:
-                too_long = magnitude != 0
-            else:
-                too_long = magnitude >= np.uint64(10**room) if room < 20 else np.zeros(1, bool)
-            if (valid & too_long).any():
-                col.refuse()
-        scale = 0
-        dscale = 0
-    return fixed(numeric_words(magnitude, negative, scale, dscale), col.na)
+            too_long = magnitude >= np.uint64(10**room) if room < 20 else np.zeros(1, bool)
+        if (~col.na & too_long).any():
+            col.refuse()
+    return fixed(numeric_words(magnitude, negative, 0, 0), col.na)
 
 
 def numeric_words(

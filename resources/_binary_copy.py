@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
-from typing import NoReturn, Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._binary_columns import encoder_for
-from ._binary_fields import Column, Fallback, Part
-from ._catalog import ColumnInfo, TableInfo
+from ._binary_fields import Column, Encodable, Fallback, Part
+from ._catalog import TableInfo
 
-__all__ = ["Encodable", "assemble_rows", "copy_data", "copy_file", "encode_frame", "encode_rows"]
+__all__ = ["assemble_rows", "copy_data", "copy_file", "encode_frame", "encode_rows"]
 
 # Signature, flags (no OIDs), header extension length: the binary COPY file header. This
 # module is their one owner: encode_frame gives rows only, copy_data frames a stream of them.
@@ -81,18 +81,6 @@ def encode_frame(
         for name in columns
     )
     return encode_rows(n, len(columns), zip(made, encoders, strict=True))
-
-
-class Encodable(Protocol):
-    """What :func:`encode_rows` asks of a column, pandas- or Arrow-backed."""
-
-    @property
-    def info(self) -> ColumnInfo: ...
-    @property
-    def na(self) -> np.ndarray: ...
-    @property
-    def not_null(self) -> bool: ...
-    def refuse(self) -> NoReturn: ...
 
 
 C = TypeVar("C", bound=Encodable)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, TypeAlias
+from typing import NoReturn, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,18 @@ Part: TypeAlias = np.ndarray | pa.Array
 
 class Fallback(Exception):
     """The plain conversion must handle this chunk: the fast path cannot prove it equivalent."""
+
+
+class Encodable(Protocol):
+    """What the shared encoding steps ask of a column, pandas- or Arrow-backed."""
+
+    @property
+    def info(self) -> ColumnInfo: ...
+    @property
+    def na(self) -> np.ndarray: ...
+    @property
+    def not_null(self) -> bool: ...
+    def refuse(self) -> NoReturn: ...
 
 
 @dataclass(frozen=True, slots=True)
