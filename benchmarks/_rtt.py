@@ -24,6 +24,7 @@ from resources import KeyRange, PostgresBulkWriter
 
 from ._data import frame_to_tuples, keyed_frame, narrow_frame, quote
 from ._proxy import DelayProxy
+from ._sql import execute
 
 SMALL_ROWS = 1_000
 BIG_ROWS = 200_000
@@ -75,14 +76,6 @@ async def _prepare(dsn: str, tables: Tables) -> None:
             f"name text, email text); CREATE TABLE {tables.name('replace')} "
             "(id bigserial PRIMARY KEY, name text, email text)"
         )
-    finally:
-        await conn.close()
-
-
-async def _sql(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -175,7 +168,7 @@ def _big(dsn: str, direct: str, schema: str, proxy: DelayProxy) -> dict[str, Any
     frame, keyed = narrow_frame(BIG_ROWS), keyed_frame("narrow", BIG_ROWS)
     for mode in BIG_MODES:
         table = "keyed" if mode == "upsert" else "append"
-        asyncio.run(_sql(direct, f"TRUNCATE {tables.name(table)}"))
+        asyncio.run(execute(direct, f"TRUNCATE {tables.name(table)}"))
         options: dict[str, Any] = {"mode": mode, "schema": schema}
         data = frame
         if mode == "upsert":
@@ -233,7 +226,7 @@ def run_rtt(
                         for mode in BIG_MODES
                     }
     finally:
-        asyncio.run(_sql(dsn, f"DROP SCHEMA IF EXISTS {quote(tables.schema)} CASCADE"))
+        asyncio.run(execute(dsn, f"DROP SCHEMA IF EXISTS {quote(tables.schema)} CASCADE"))
     return {
         "rtt_ms": rtt_ms,
         "repeat": repeat,

@@ -26,6 +26,7 @@ from bulk_assets.fetch import Fetcher, RowSlice
 from resources import KeyRange, PostgresBulkWriter
 
 from ._measure import median
+from ._sql import execute
 
 # About one row group a month: 1M rows over 365 days at 100k rows a group is ~3.6 groups a
 # month, so March's slice touches 4 of 10 groups at most, and statistics rule out the rest.
@@ -103,19 +104,19 @@ def main() -> None:
             )
     dsn = os.environ["DATABASE_URL"]
     schema = f"bench_slices_{os.getpid()}"
-    asyncio.run(_sql(dsn, f'CREATE SCHEMA "{schema}"'))
+    asyncio.run(execute(dsn, f'CREATE SCHEMA "{schema}"'))
     try:
         with PostgresBulkWriter(dsn=dsn) as writer:
             # replace=KeyRange creates the table with the index; mode copy without it.
             writer.write("indexed", frame, schema=schema, create=True, replace=MARCH_ALL)
             writer.write("plain", frame, schema=schema, create=True)
-        asyncio.run(_sql(dsn, f'ANALYZE "{schema}".indexed; ANALYZE "{schema}".plain'))
+        asyncio.run(execute(dsn, f'ANALYZE "{schema}".indexed; ANALYZE "{schema}".plain'))
         for name, key_range in (("a day", DAY), ("March", MARCH)):
             for table in ("plain", "indexed"):
                 seconds = asyncio.run(delete_slice(dsn, schema, table, key_range, args.repeat))
                 print(f"DELETE of {name:5} from {table:8} {seconds * 1000:,.0f} ms")
     finally:
-        asyncio.run(_sql(dsn, f'DROP SCHEMA "{schema}" CASCADE'))
+        asyncio.run(execute(dsn, f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 # A daily partition's replace: 1/365 of the table.
@@ -126,14 +127,6 @@ DAY = KeyRange(
 MARCH_ALL = KeyRange(
     "at", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 )
-
-
-async def _sql(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":
