@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from _year import MARCH, corrupt_row_group, march_ids, year_frame
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
 from bulk_assets import DatasetSpec, Fetcher, FetchError, FetchSource, TimePartitions, build_asset
@@ -26,18 +27,7 @@ from bulk_assets._fetch_read import ReadRequest
 from bulk_assets.fetch import RowSlice
 from resources import KeyRange, PostgresBulkWriter
 
-YEAR = pd.date_range("2026-01-01", periods=365, freq="D", tz="UTC")
-MARCH = KeyRange(
-    "at", dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
-)
 DTYPES = {"id": "int64", "at": "datetime64[us, UTC]", "amount": "float64"}
-
-
-def year_frame() -> pd.DataFrame:
-    """One row a day of 2026: a 12-month export."""
-    return pd.DataFrame(
-        {"id": range(1, len(YEAR) + 1), "at": YEAR, "amount": [i * 0.5 for i in range(len(YEAR))]}
-    )
 
 
 def monthly(location: Path | str, **source: Any) -> DatasetSpec:
@@ -74,12 +64,6 @@ def run(
 
 def log_messages(instance: DagsterInstance, result: ExecuteInProcessResult) -> list[str]:
     return [entry.user_message for entry in instance.all_logs(result.run_id)]
-
-
-def march_ids() -> list[int]:
-    frame = year_frame()
-    ids: list[int] = frame.loc[frame["at"].dt.month == 3, "id"].tolist()
-    return ids
 
 
 @pytest.mark.parametrize("name", ["year.csv", "year.csv.gz", "year.parquet", "year.jsonl"])
@@ -151,18 +135,6 @@ def test_a_month_without_rows_still_gives_one_empty_frame(tmp_path: Path) -> Non
     path.write_text(year_frame().head(10).to_csv(index=False))
     frames = list(Fetcher().frames(str(path), dtypes=DTYPES, within=MARCH))
     assert [len(f) for f in frames] == [0] and list(frames[0].columns) == list(DTYPES)
-
-
-def corrupt_row_group(path: Path, group: int, column: str) -> None:
-    """Overwrite one column chunk's data pages with garbage, leaving the footer (and its
-    statistics) intact: reading that row group fails, the others read fine."""
-    meta = pq.ParquetFile(path).metadata
-    index = meta.schema.to_arrow_schema().get_field_index(column)
-    chunk = meta.row_group(group).column(index)
-    start = chunk.dictionary_page_offset or chunk.data_page_offset
-    data = bytearray(path.read_bytes())
-    data[start : start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
-    path.write_bytes(bytes(data))
 
 
 def test_parquet_row_groups_outside_the_slice_are_never_read(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _year import MARCH, corrupt_row_group, march_ids, year_frame
 from dagster import DagsterInstance, materialize
 
 from bulk_assets import DatasetSpec, Fetcher, FetchError, build_asset
@@ -21,34 +21,6 @@ from bulk_assets.fetch import ArrowRead
 from bulk_assets.partitions import Partition
 from bulk_assets.sources import rows_for
 from resources import KeyRange, PostgresBulkWriter
-
-YEAR = pd.date_range("2026-01-01", periods=365, freq="D", tz="UTC")
-MARCH = KeyRange(
-    "at", dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
-)
-
-
-def year_frame() -> pd.DataFrame:
-    """One row a day of 2026: a 12-month export."""
-    return pd.DataFrame(
-        {"id": range(1, len(YEAR) + 1), "at": YEAR, "amount": [i * 0.5 for i in range(len(YEAR))]}
-    )
-
-
-def march_ids() -> list[int]:
-    return list(range(60, 91))
-
-
-def corrupt_row_group(path: Path, group: int, column: str) -> None:
-    """Overwrite one column chunk's data pages with garbage, footer intact: reading that row
-    group fails, the others read fine."""
-    meta = pq.ParquetFile(path).metadata
-    index = meta.schema.to_arrow_schema().get_field_index(column)
-    chunk = meta.row_group(group).column(index)
-    start = chunk.dictionary_page_offset or chunk.data_page_offset
-    data = bytearray(path.read_bytes())
-    data[start : start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
-    path.write_bytes(bytes(data))
 
 
 def write_year(path: Path) -> None:
