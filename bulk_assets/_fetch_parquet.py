@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from resources._arrow_fields import NULLABLE_DTYPES
+
 from ._fetch_errors import FetchError, Where
 from ._fetch_files import FileSet
 from ._fetch_read import ReadRequest
@@ -30,19 +32,6 @@ __all__ = ["parquet_batches", "parquet_chunks", "row_group_of"]
 _PARQUET_MAGIC = b"PAR1"
 # Header magic, footer length (4 bytes) and footer magic: nothing shorter is a Parquet file.
 _PARQUET_MIN_SIZE = 12
-# Integer and bool columns read as pandas' nullable dtypes: every chunk then has the same dtype,
-# whether or not it happens to hold a null (numpy would make those chunks float64 / object).
-_NULLABLE: dict[pa.DataType, Any] = {
-    pa.int8(): pd.Int8Dtype(),
-    pa.int16(): pd.Int16Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.uint8(): pd.UInt8Dtype(),
-    pa.uint16(): pd.UInt16Dtype(),
-    pa.uint32(): pd.UInt32Dtype(),
-    pa.uint64(): pd.UInt64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-}
 _ERRORS = (pa.ArrowException, OSError)
 # A column added to each batch: the row's position in the whole dataset, kept through the
 # slice filter so that an error can name the row in the file, not in what the filter kept.
@@ -244,7 +233,7 @@ def _to_pandas(table: pa.Table, seen: list[tuple[int, str, int]]) -> pd.DataFram
     """The chunk, indexed by each row's position in the whole dataset (rows a filter left out
     leave gaps), with the row groups read so far for messages naming one."""
     positions = table.column(_POSITION).to_numpy()
-    frame = table.drop_columns([_POSITION]).to_pandas(types_mapper=_NULLABLE.get)
+    frame = table.drop_columns([_POSITION]).to_pandas(types_mapper=NULLABLE_DTYPES.get)
     frame.index = pd.Index(positions)
     frame.attrs[_SEEN] = _RowGroups(tuple(seen))
     return frame

@@ -15,11 +15,12 @@ from ._binary_fields import Column
 from ._catalog import ColumnInfo
 from .errors import BadValueError
 
-__all__ = ["ArrowColumn", "numbers", "to_frame"]
+__all__ = ["NULLABLE_DTYPES", "ArrowColumn", "numbers", "to_frame"]
 
-# Arrow types to the pandas dtypes that keep their values exactly (an int64 with NULLs is not
-# turned into float64, a bool with NULLs into object).
-_PANDAS_TYPES: dict[pa.DataType, object] = {
+# Integer and bool columns as pandas' nullable dtypes: an int64 with NULLs is not turned into
+# float64, a bool with NULLs into object, and every chunk has the same dtype whether or not it
+# happens to hold a NULL.
+NULLABLE_DTYPES: dict[pa.DataType, object] = {
     pa.int8(): pd.Int8Dtype(),
     pa.int16(): pd.Int16Dtype(),
     pa.int32(): pd.Int32Dtype(),
@@ -29,6 +30,10 @@ _PANDAS_TYPES: dict[pa.DataType, object] = {
     pa.uint32(): pd.UInt32Dtype(),
     pa.uint64(): pd.UInt64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
+}
+# Arrow types to the pandas dtypes that keep their values exactly: strings stay Arrow-backed too.
+_PANDAS_TYPES: dict[pa.DataType, object] = {
+    **NULLABLE_DTYPES,
     pa.string(): pd.StringDtype("pyarrow"),
     pa.large_string(): pd.StringDtype("pyarrow"),
 }
