@@ -187,21 +187,14 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 malformed, the download was truncated or a value did not convert.
             ValueError: at once, for arguments no fetch can satisfy.
         """
-        rows = self.chunk_rows if chunk_rows is None else chunk_rows
-        if rows < 1:
-            raise ValueError(f"chunk_rows must be at least 1, got {rows}")
+        rows = self._chunk_rows(chunk_rows)
         options = dict(read_options or {})
         if reserved := sorted(_RESERVED & set(options)):
             raise ValueError(f"read_options may not set {reserved}: frames() controls them")
         for dtype in (dtypes or {}).values():
             check_dtype(dtype)
-        chosen, gzip_name = choose_format(location, format)
-        if options and not chosen.takes_read_options:
-            raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
-        where = Where(redact(location), chosen.name)
-        source = Source.parse(location, where, gzip_name=gzip_name)
-        keep = RowSlice(within) if isinstance(within, KeyRange) else within
-        back = {target: source_name for source_name, target in (rename or {}).items()}
+        chosen, source, keep, back = _locate(location, format, options, within, rename)
+        where = source.where
         shape = Shape(
             where,
             rename=rename or {},
@@ -257,17 +250,10 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             FetchError: on first use or later, as :meth:`frames`; a CSV value that does not
                 parse as its column's type names its line (header = line 1) and column.
         """
-        rows = self.chunk_rows if chunk_rows is None else chunk_rows
-        if rows < 1:
-            raise ValueError(f"chunk_rows must be at least 1, got {rows}")
-        chosen, gzip_name = choose_format(location, format)
+        rows = self._chunk_rows(chunk_rows)
         options = dict(read_options or {})
-        if options and not chosen.takes_read_options:
-            raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
-        where = Where(redact(location), chosen.name)
-        source = Source.parse(location, where, gzip_name=gzip_name)
-        keep = RowSlice(within) if isinstance(within, KeyRange) else within
-        back = {target: name for name, target in (rename or {}).items()}
+        chosen, source, keep, back = _locate(location, format, options, within, rename)
+        where = source.where
         read = ReadRequest(
             where,
             chunk_rows=rows,
@@ -318,6 +304,12 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 raise failure
             attempt += 1
             time.sleep(self._pause(failure, attempt))
+
+    def _chunk_rows(self, chunk_rows: int | None) -> int:
+        rows = self.chunk_rows if chunk_rows is None else chunk_rows
+        if rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {rows}")
+        return rows
 
     def _skipped(self, source: Source, keep: RowSlice | None, skipped: int) -> None:
         if keep is not None and skipped:
@@ -390,6 +382,23 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
 
     def _opener(self) -> Opener:
         return Opener(self.timeout, self.headers, self.user_agent)
+
+
+def _locate(
+    location: str,
+    format: Format | None,
+    options: Mapping[str, Any],
+    within: KeyRange | RowSlice | None,
+    rename: Mapping[str, str] | None,
+) -> tuple[FileFormat, Source, RowSlice | None, dict[str, str]]:
+    """Format, parsed source, slice and target -> source names: one check for both readers."""
+    chosen, gzip_name = choose_format(location, format)
+    if options and not chosen.takes_read_options:
+        raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
+    where = Where(redact(location), chosen.name)
+    source = Source.parse(location, where, gzip_name=gzip_name)
+    keep = RowSlice(within) if isinstance(within, KeyRange) else within
+    return chosen, source, keep, {target: name for name, target in (rename or {}).items()}
 
 
 def _adder(total: list[int]) -> Callable[[int], None]:
