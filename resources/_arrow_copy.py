@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
 from ._arrow_numeric import encode_decimal, encode_text_numeric
-from ._binary_columns import integer_numeric, split_sign
+from ._binary_columns import float_fields, int_float_fields, integer_numeric, split_sign
 from ._binary_copy import encode_rows
 from ._binary_fields import Column, Fallback, Part, fixed
 from ._binary_text import TEXT_ENCODERS
@@ -134,28 +134,11 @@ def _encode_int(col: ArrowColumn) -> list[Part]:
 
 
 def _encode_float(col: ArrowColumn) -> list[Part]:
-    single = col.info.base_type == "float4"
-    valid = ~col.na
     if pa.types.is_integer(col.arr.type):
         if pa.types.is_unsigned_integer(col.arr.type):
             raise Fallback
-        ints = numbers(col, 0, np.int64)
-        floats = ints.astype(np.float32 if single else np.float64)
-        # Compare in the integer domain, as the plain path does.
-        with np.errstate(invalid="ignore"):
-            inexact = valid & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
-        if inexact.any():
-            col.refuse()
-        return fixed(floats.astype(">f4" if single else ">f8"), col.na)
-    doubles = numbers(col, np.nan, np.float64)
-    if not single:
-        return fixed(doubles.astype(">f8"), col.na)
-    with np.errstate(over="ignore"):
-        singles = doubles.astype(np.float32)
-    # asyncpg refuses a finite double beyond float32's range; leave that error to it.
-    if (valid & np.isinf(singles) & np.isfinite(doubles)).any():
-        raise Fallback
-    return fixed(singles.astype(">f4"), col.na)
+        return int_float_fields(col, numbers(col, 0, np.int64))
+    return float_fields(col, numbers(col, np.nan, np.float64))
 
 
 def _encode_bool(col: ArrowColumn) -> list[Part]:

@@ -115,27 +115,35 @@ def _encode_int(col: Column) -> list[Part]:
 
 def _encode_float(col: Column) -> list[Part]:
     dtype = col.series.dtype
-    single = col.info.base_type == "float4"
-    valid = ~col.na
     if pd.api.types.is_bool_dtype(dtype):
         col.refuse()
     if pd.api.types.is_float_dtype(dtype):
-        doubles = col.series.to_numpy(dtype="float64", na_value=np.nan)
-        if not single:
-            return fixed(doubles.astype(">f8"), col.na)
-        with np.errstate(over="ignore"):
-            singles = doubles.astype(np.float32)
-        # asyncpg refuses a finite double beyond float32's range; leave that error to it.
-        if (valid & np.isinf(singles) & np.isfinite(doubles)).any():
-            raise Fallback
-        return fixed(singles.astype(">f4"), col.na)
+        return float_fields(col, col.series.to_numpy(dtype="float64", na_value=np.nan))
     if not pd.api.types.is_signed_integer_dtype(dtype):
         raise Fallback
-    ints = col.series.to_numpy(dtype="int64", na_value=0)
+    return int_float_fields(col, col.series.to_numpy(dtype="int64", na_value=0))
+
+
+def float_fields(col: Encodable, doubles: np.ndarray) -> list[Part]:
+    """float64 values as the fields of a float4 or float8 column."""
+    if col.info.base_type != "float4":
+        return fixed(doubles.astype(">f8"), col.na)
+    with np.errstate(over="ignore"):
+        singles = doubles.astype(np.float32)
+    # asyncpg refuses a finite double beyond float32's range; leave that error to it.
+    if (~col.na & np.isinf(singles) & np.isfinite(doubles)).any():
+        raise Fallback
+    return fixed(singles.astype(">f4"), col.na)
+
+
+def int_float_fields(col: Encodable, ints: np.ndarray) -> list[Part]:
+    """int64 values as the fields of a float4 or float8 column; one a float cannot hold
+    exactly goes to the plain path."""
+    single = col.info.base_type == "float4"
     floats = ints.astype(np.float32 if single else np.float64)
     # Compare in the integer domain, as the plain path does.
     with np.errstate(invalid="ignore"):
-        inexact = valid & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
+        inexact = ~col.na & ((np.abs(floats) >= 2.0**62) | (floats.astype(np.int64) != ints))
     if inexact.any():
         col.refuse()
     return fixed(floats.astype(">f4" if single else ">f8"), col.na)
