@@ -108,17 +108,14 @@ def _run(
         writer.write(EMPTY, frame, schema=schema)
         return time.perf_counter() - started
 
-    def native(n: int) -> None:
-        writer.write(
-            PARENT, _frame(lo, hi, f"n{n}"), schema=schema, replace=slice_,
-            native_partitions=True,
-        )  # fmt: skip
+    def native(frame: pd.DataFrame) -> None:
+        writer.write(PARENT, frame, schema=schema, replace=slice_, native_partitions=True)
 
-    def swap(n: int) -> None:
-        _swap(writer, schema, slice_, _frame(lo, hi, f"s{n}"))
+    def swap(frame: pd.DataFrame) -> None:
+        _swap(writer, schema, slice_, frame)
 
-    def delete(n: int) -> None:
-        writer.write(PARENT, _frame(lo, hi, f"d{n}"), schema=schema, replace=slice_)
+    def delete(frame: pd.DataFrame) -> None:
+        writer.write(PARENT, frame, schema=schema, replace=slice_)
 
     ways = {"truncate_copy_freeze": native, "swap_detach_attach": swap, "delete_copy": delete}
     results = []
@@ -129,8 +126,11 @@ def _run(
             # An empty-table load beside each replace: this machine's speed drifts by 2x
             # within minutes (shared; load average 6 to 10), and the pair drifts together.
             empties.append(empty_load())
+            # Built before the clock starts, as the empty load's rows are: making 100k rows
+            # takes about 60 ms, a third of the load itself.
+            frame = _frame(lo, hi, f"{name[0]}{n}")
             started = time.perf_counter()
-            replace(n)
+            replace(frame)
             times.append(time.perf_counter() - started)
             ratios.append(times[-1] / empties[-1])
         median = statistics.median(times)
@@ -139,7 +139,7 @@ def _run(
             f"SELECT count(*) AS n FROM {parent} WHERE id >= $1 AND id < $2", lo, hi
         )[0]["n"]
         waits = asyncio.run(
-            _reader_wait(dsn, parent, part, functools.partial(replace, REPLACES), median)
+            _reader_wait(dsn, parent, part, functools.partial(replace, _frame(lo, hi, "w")), median)
         )
         results.append(
             {
