@@ -38,7 +38,9 @@ METHOD = (
     "handshake, no SSL negotiation). A pipelined stream (executemany) whose answers come "
     "back while the client is still sending counts each burst of answers: an upper bound."
 )
-SMALL_MODES = ("copy", "insert", "executemany", "update", "upsert", "replace", "replace_cold")
+SMALL_MODES = (
+    "copy", "insert", "executemany", "update", "upsert", "replace", "replace_cold", "native"
+)  # fmt: skip
 BIG_MODES = ("insert", "copy", "upsert", "executemany")
 
 
@@ -76,6 +78,12 @@ async def _prepare(dsn: str, tables: Tables) -> None:
             f"name text, email text); CREATE TABLE {tables.name('replace')} "
             "(id bigserial PRIMARY KEY, name text, email text)"
         )
+        # native: a range-partitioned table whose one child holds exactly the slice.
+        await conn.execute(
+            f"CREATE TABLE {tables.name('native')} (id bigint PRIMARY KEY, name text, "
+            f"email text) PARTITION BY RANGE (id); CREATE TABLE {tables.name('native_1')} "
+            f"PARTITION OF {tables.name('native')} FOR VALUES FROM (1) TO ({SMALL_ROWS + 1})"
+        )
     finally:
         await conn.close()
 
@@ -88,6 +96,9 @@ def _small_write(mode: str, schema: str) -> tuple[str, pd.DataFrame, dict[str, A
         options = {"mode": mode, "schema": schema, "key_columns": ["id"]}
         return "keyed", keyed, options
     span = KeyRange("id", 1, SMALL_ROWS + 1)
+    if mode == "native":
+        native: dict[str, Any] = {"schema": schema, "replace": span, "native_partitions": True}
+        return "native", keyed, native
     return "replace", keyed, {"mode": "copy", "schema": schema, "replace": span}
 
 
@@ -245,6 +256,7 @@ _LABELS = {
     "upsert": "upsert (staged), pool warm",
     "replace": "replace=KeyRange, pool warm",
     "replace_cold": "replace=KeyRange, new writer (a Dagster step)",
+    "native": "replace=KeyRange, native partition (TRUNCATE + COPY FREEZE), pool warm",
 }
 
 

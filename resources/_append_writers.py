@@ -61,19 +61,24 @@ class InsertWriter(ModeWriter):
     #: element #k of the executemany row batch_start + k * rows_per_statement + (n - 1) //
     #: width.
     batch_start: int = 0
+    #: Rows per statement of the executemany in flight.
+    rows_per_statement: int = 1
 
     @property
-    def rows_per_statement(self) -> int:
+    def max_rows_per_statement(self) -> int:
         return max(1, INSERT_BIND_PARAMS // max(1, len(self.columns)))
 
     async def send(self, conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> int:
         # The full statements go through executemany, which pipelines them (one round trip
         # for all, where awaiting each cost one per 1,000 narrow rows: 0.11x the 0 ms
-        # throughput at 10 ms RTT); the rest of the chunk follows as one statement.
-        step = self.rows_per_statement
+        # throughput at 10 ms RTT); the rest of the chunk follows as one statement, which
+        # costs a round trip of its own. Statements of equal size that divide the chunk
+        # leave no rest for round chunk sizes: 50,000 narrow rows go as 5 x 10,000 rather
+        # than 4 x 10,922 and then 6,312 awaited alone.
+        step = balanced_step(len(records), self.max_rows_per_statement)
         whole = len(records) - len(records) % step
         if whole:
-            self.batch_start = 0
+            self.batch_start, self.rows_per_statement = 0, step
             batches = [
                 [value for row in records[start : start + step] for value in row]
                 for start in range(0, whole, step)
@@ -87,3 +92,11 @@ class InsertWriter(ModeWriter):
 
     def _statement(self, rows: int) -> str:
         return self._sql.get(rows) or self._sql.setdefault(rows, self.insert_sql(rows))
+
+
+def balanced_step(rows: int, most: int) -> int:
+    """Rows per statement for ``rows`` in statements of at most ``most`` rows: as few
+    statements as fit, of equal size; what does not divide evenly (fewer rows than there
+    are statements) is left over."""
+    statements = max(1, -(-rows // most))
+    return max(1, rows // statements)

@@ -184,6 +184,7 @@ def test_the_rtt_benchmark_reports_every_mode_with_its_round_trips(
     # The same counts as the tests above, now through the benchmark's own bookkeeping.
     assert small["copy"]["round_trips"] == 3
     assert small["replace"]["round_trips"] == 4
+    assert small["native"]["round_trips"] == 6
     assert small["replace_cold"]["round_trips"] - _connect_trips(proxy, tcp_dsn) <= 6
     assert small["replace_cold"]["connections"] == 1
     assert "password" not in done.stdout

@@ -10,6 +10,7 @@ import pytest
 from bulk_assets.dataset_modes import DATASET_MODES, DatasetModeInfo
 from bulk_assets.specs import DatasetMode
 from resources import WRITE_MODES, KeyRange, Mode, WriteMode
+from resources._append_writers import balanced_step
 from resources._mode_writer import ModeWriter
 from resources._modes import write_mode
 
@@ -118,3 +119,24 @@ def test_other_modes_pass_their_keys(name: str) -> None:
     info: DatasetModeInfo = DATASET_MODES[name]
     options = info.write_options(KeyRange("id", 1, 11), ["id", "day"])
     assert options == {"mode": name, "key_columns": ["id", "day"]}
+
+
+@pytest.mark.parametrize(
+    ("rows", "most", "step", "left"),
+    [
+        (50_000, 10_922, 10_000, 0),  # the default chunk of narrow rows: 5 equal statements
+        (1_000, 10_922, 1_000, 0),
+        (10_922, 10_922, 10_922, 0),
+        (10_923, 10_922, 5_461, 1),
+        (50_001, 10_922, 10_000, 1),
+        (7, 3, 2, 1),
+    ],
+)
+def test_multi_row_inserts_split_a_chunk_into_equal_statements(
+    rows: int, most: int, step: int, left: int
+) -> None:
+    got = balanced_step(rows, most)
+    assert got == step
+    assert got <= most
+    assert rows % got == left
+    assert left < -(-rows // most)  # fewer rows left over than statements: one more at most
