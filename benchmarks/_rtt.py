@@ -232,6 +232,12 @@ def run_rtt(
                                 r[mode]["rows_per_second"] for r in results
                             ),
                             "rounds": [r[mode]["rows_per_second"] for r in results],
+                            # Each round's pair: this latency's load over the 0 ms one
+                            # just before it, so that a busy minute weighs on both alike.
+                            "paired_ratios": [
+                                r[mode]["rows_per_second"] / z[mode]["rows_per_second"]
+                                for r, z in zip(results, rounds["0.0"], strict=True)
+                            ],
                             "round_trips": max(r[mode]["round_trips"] for r in results),
                         }
                         for mode in BIG_MODES
@@ -281,13 +287,13 @@ def render_rtt(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"| {BIG_ROWS:,} rows (narrow), median of {results['repeat']} | rows/s at 0 ms | "
-            f"at {rtt:g} ms RTT | ratio | round trips | ratio if latency only added "
-            f"round trips x {rtt:g} ms |",
+            f"at {rtt:g} ms RTT | ratio (median of paired rounds) | round trips | "
+            f"ratio if latency only added round trips x {rtt:g} ms |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for mode in BIG_MODES:
             a, b = zero["big"][mode], slow["big"][mode]
-            ratio = b["rows_per_second"] / a["rows_per_second"]
+            ratio = statistics.median(b["paired_ratios"])
             # What the round trips alone predict: the 0 ms time plus one RTT per trip.
             zero_seconds = BIG_ROWS / a["rows_per_second"]
             predicted = zero_seconds / (zero_seconds + b["round_trips"] * rtt / 1000)
