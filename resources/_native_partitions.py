@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._identifiers import qualified, quote_ident
 from ._locks import key as lock_key
+from ._sequences import NOTICES_HEARD
 
 if TYPE_CHECKING:
     import asyncpg
@@ -180,7 +181,8 @@ async def _plan(
 
 async def _truncate(conn: asyncpg.Connection, target: TableInfo) -> int:
     """Lock the child, count its rows, TRUNCATE it: one simple query, the count heard as a
-    notice (the lock first, so that the count is what TRUNCATE removes)."""
+    notice (the lock first, so that the count is what TRUNCATE removes), whatever the
+    role's client_min_messages."""
     tag = "$bulk_count$"
     while tag in target.qualified:  # a quoted name could hold the block's quoting
         tag = f"{tag[:-1]}_$"
@@ -193,7 +195,8 @@ async def _truncate(conn: asyncpg.Connection, target: TableInfo) -> int:
     try:
         await conn.execute(
             f"LOCK TABLE {target.qualified} IN ACCESS EXCLUSIVE MODE;\n"
-            f"DO {tag} DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM {target.qualified}; "
+            f"DO {tag} DECLARE n bigint; BEGIN {NOTICES_HEARD} "
+            f"SELECT count(*) INTO n FROM {target.qualified}; "
             f"RAISE NOTICE 'bulk_assets rows %', n; END {tag};\n"
             f"TRUNCATE {target.qualified}"
         )

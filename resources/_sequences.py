@@ -106,6 +106,10 @@ def _targets(info: TableInfo, maxima: Mapping[str, int]) -> list[tuple[str, str,
 # What the folded advance reports per sequence, by its position in the statement:
 # "bulk_assets sequence 2 denied" or "bulk_assets sequence 2 <value it was set to>".
 _NOTICE = re.compile(r"bulk_assets sequence (\d+) (denied|-?\d+)")
+#: The first statement of a DO block that reports by notices: they reach the client even
+#: where the role or database sets client_min_messages above notice (for the rest of the
+#: transaction only, as SET LOCAL would).
+NOTICES_HEARD = "PERFORM set_config('client_min_messages', 'notice', true);"
 # A sequence name goes into the statement as a literal: one that would need escaping (and
 # any with a dollar sign, which could end the block's quoting) takes the statement-by-
 # statement path instead.
@@ -138,7 +142,7 @@ class FoldedAdvance:
             "DO $bulk_assets$ DECLARE "
             f"seqs text[] := ARRAY[{names}]; vals numeric[] := ARRAY[{values}]; "
             "meta record; state record; following numeric; target numeric; "
-            "BEGIN FOR i IN 1 .. array_length(seqs, 1) LOOP "
+            f"BEGIN {NOTICES_HEARD} FOR i IN 1 .. array_length(seqs, 1) LOOP "
             "SELECT has_sequence_privilege(seqs[i]::regclass, 'SELECT') "
             "AND has_sequence_privilege(seqs[i]::regclass, 'UPDATE') AS allowed, "
             "p.seqincrement AS increment, p.seqmax AS maxvalue INTO meta "

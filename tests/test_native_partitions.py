@@ -443,3 +443,26 @@ def test_writers_of_other_partitions_never_deadlock(dsn: str, db: Db, schema: st
         "items_b",
         "items_d",
     ]
+
+
+def test_counts_and_sequence_lines_reach_a_session_that_hides_notices(
+    dsn: str, db: Db, schema: str, ranged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The native path hears the rows TRUNCATE removed, and the writer hears how it moved a
+    sequence, as notices: a role or database with client_min_messages above notice still
+    gets both."""
+    db.execute(f"CREATE TABLE {q(schema)}.serials (id bigserial PRIMARY KEY, name text)")
+    sep = "&" if "?" in dsn else "?"
+    # asyncpg passes unknown DSN query parameters on as server settings, as a role's would.
+    with PostgresBulkWriter(dsn=f"{dsn}{sep}client_min_messages=warning") as quiet:
+        assert quiet.fetch("SHOW client_min_messages")[0]["client_min_messages"] == "warning"
+        write(quiet, schema, rows(1, 1_001), SLICE)
+        result = write(quiet, schema, rows(1, 501, "b"), SLICE)
+        with caplog.at_level(logging.INFO, logger="resources.postgres_bulk_writer"):
+            quiet.write(
+                "serials", pd.DataFrame({"id": [41, 42], "name": ["a", "b"]}), schema=schema
+            )
+        assert quiet.fetch("SHOW client_min_messages")[0]["client_min_messages"] == "warning"
+    assert result.rows_deleted == 1_000
+    assert db.fetchval(f"SELECT count(*) FROM {ranged}") == 500
+    assert any("advanced to 42" in r.getMessage() for r in caplog.records)
