@@ -15,7 +15,6 @@ longer than ``max_line_bytes``.
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import io
 import re
@@ -198,10 +197,15 @@ class _Records:
         self._stream = stream
         self._where = where
         self._quote = quote
+        self._quote_byte = bytes([quote])
         self._max = max_record
         self._buffer = bytearray()
-        # Offsets in _buffer just past each complete record.
-        self._ends: list[int] = []
+        # Offsets in _buffer just past each complete record, one array per block read: kept
+        # as numpy arrays, never as Python ints (a list of one int per record cost more than
+        # pyarrow's parse of the records on a file of narrow rows).
+        self._ends: list[np.ndarray] = []
+        self._records = 0  # complete records in _buffer
+        self._last = 0  # the last complete record's end
         self._quoted = False  # inside quotes at the end of the buffer
         self._eof = False
         #: The file's line number (1-based) at the start of the buffer.
@@ -210,17 +214,20 @@ class _Records:
     def take(self, rows: int, size: int) -> bytes | None:
         """Up to ``rows`` whole records of at most ``size`` bytes together (one record if it
         alone is longer); None at the end of the stream."""
-        while (
-            not self._eof and len(self._ends) < rows and (not self._ends or self._ends[-1] <= size)
-        ):
+        while not self._eof and self._records < rows and (not self._records or self._last <= size):
             self._fill()
-        if not self._ends:
+        if not self._records:
             return None
-        count = max(1, bisect.bisect_right(self._ends, size, 0, min(rows, len(self._ends))))
-        cut = self._ends[count - 1]
+        ends = self._ends[0] if len(self._ends) == 1 else np.concatenate(self._ends)
+        within = ends[: min(rows, len(ends))]
+        count = max(1, int(np.searchsorted(within, size, side="right")))
+        cut = int(ends[count - 1])
         data = bytes(self._buffer[:cut])
         del self._buffer[:cut]
-        self._ends = [end - cut for end in self._ends[count:]]
+        rest = ends[count:] - cut
+        self._ends = [rest] if len(rest) else []
+        self._records = len(rest)
+        self._last = int(rest[-1]) if len(rest) else 0
         self.line += data.count(b"\n")
         return data
 
@@ -229,27 +236,34 @@ class _Records:
         start = len(self._buffer)
         if not block:
             self._eof = True
-            last = self._ends[-1] if self._ends else 0
-            if len(self._buffer) > last:  # the last record has no newline
-                self._ends.append(len(self._buffer))
+            if len(self._buffer) > self._last:  # the last record has no newline
+                self._add(np.array([len(self._buffer)], dtype=np.int64))
             return
         self._buffer += block
         data = np.frombuffer(block, dtype=np.uint8)
         newlines = np.flatnonzero(data == _NEWLINE)
-        quotes = np.flatnonzero(data == self._quote)
-        inside = (np.searchsorted(quotes, newlines) + int(self._quoted)) % 2 == 1
-        ends = (newlines[~inside] + start + 1).tolist()
-        self._quoted = (len(quotes) + int(self._quoted)) % 2 == 1
-        previous = self._ends[-1] if self._ends else 0
-        self._check(previous, ends)
-        self._ends += ends
+        if not self._quoted and self._quote_byte not in block:
+            ends = newlines + (start + 1)  # no quotes: every newline ends a record
+        else:
+            quotes = np.flatnonzero(data == self._quote)
+            inside = (np.searchsorted(quotes, newlines) + int(self._quoted)) % 2 == 1
+            ends = newlines[~inside] + (start + 1)
+            self._quoted = (len(quotes) + int(self._quoted)) % 2 == 1
+        self._check(self._last, ends)
+        self._add(ends)
 
-    def _check(self, previous: int, ends: list[int]) -> None:
+    def _add(self, ends: np.ndarray) -> None:
+        if len(ends):
+            self._ends.append(ends)
+            self._records += len(ends)
+            self._last = int(ends[-1])
+
+    def _check(self, previous: int, ends: np.ndarray) -> None:
         """Fail on a record (complete, or still open at the end of the buffer) longer than
         the ceiling, naming the line it starts on."""
         if len(self._buffer) - previous <= self._max:
             return  # every record since `previous` fits in that span
-        bounds = np.array([previous, *ends, len(self._buffer)])
+        bounds = np.concatenate(([previous], ends, [len(self._buffer)]))
         too_long = np.flatnonzero(np.diff(bounds) > self._max)
         if len(too_long):
             begin = int(bounds[too_long[0]])
