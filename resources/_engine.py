@@ -4,6 +4,7 @@ one transaction (or one per chunk), retry what is transient."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -21,6 +22,7 @@ from ._progress import Log, Stats, report
 from ._quarantine import record_rejects, rejects_table_name
 from ._request import WriteRequest
 from ._retry import sleep_before_retry
+from ._row_locator import Opened
 from ._send import send, stream
 from ._sequences import FoldedAdvance, advance_sequences
 from ._sources import is_replayable
@@ -44,6 +46,8 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
     # A one-shot source cannot be read again, and with commit="chunk" each chunk retries
     # itself: only a replayable one-transaction write is retried whole.
     whole = request.commit == "write" and is_replayable(request.data)
+    opened = Opened(request.data)
+    request = dataclasses.replace(request, data=opened.data)
     stats = Stats()
 
     async def attempt() -> None:
@@ -54,9 +58,13 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
         else:
             await _write_in_one_transaction(pool, request, stats, log)
 
-    attempts = await _with_retries(
-        attempt, request, log, retries=request.retries if whole else 0, what="the write"
-    )
+    try:
+        attempts = await _with_retries(
+            attempt, request, log, retries=request.retries if whole else 0, what="the write"
+        )
+    except BulkWriteError as exc:
+        opened.name(exc)  # a bad value: which file and line its row came from
+        raise
     seconds = time.perf_counter() - started
     return WriteResult(
         table=stats.table or request.display,
