@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -86,7 +86,7 @@ def shaped(
         yield batch
 
 
-def read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def read_ahead(batches: Iterator[pa.RecordBatch]) -> Generator[pa.RecordBatch, None, None]:
     """``batches``, the next one parsed in a thread of its own while the caller encodes and
     sends this one: parsing (pyarrow, outside the GIL) then overlaps the encoding instead of
     taking turns with it. One batch ahead: memory holds at most one more. Closing this
