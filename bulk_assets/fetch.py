@@ -271,7 +271,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         )
         nulls = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
 
-        def open_(types: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
+        def open_(types: Mapping[str, str]) -> Traced[pa.RecordBatch]:
             by_source = {back.get(name, name): base for name, base in types.items()}
             readers = arrow_readers(chosen, read, types=by_source, null_values=nulls)
             shape = functools.partial(shaped, where=where, rename=rename or {}, columns=columns)

@@ -19,7 +19,7 @@ from ._chunks import Chunk, Prefetch, first_and_rest, prepared_chunks
 from ._guards import connection, round_trip, transaction
 from ._mode_writer import ModeWriter, WriterOptions
 from ._progress import Log, Stats, report
-from ._quarantine import record_rejects, rejects_table_name
+from ._quarantine import located, record_rejects, rejects_table_name
 from ._request import WriteRequest
 from ._retry import sleep_before_retry
 from ._row_locator import Opened
@@ -47,7 +47,7 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
     # itself: only a replayable one-transaction write is retried whole.
     whole = request.commit == "write" and is_replayable(request.data)
     opened = Opened(request.data)
-    request = dataclasses.replace(request, data=opened.data)
+    request = dataclasses.replace(request, data=opened.data, locate=opened.locate)
     stats = Stats()
 
     async def attempt() -> None:
@@ -192,7 +192,7 @@ async def _record_applied_rejects(
 ) -> None:
     """Rows the staged apply refused (quarantine): counted out of the rows written and
     recorded with the others."""
-    rejects = sorted(writer.rejected, key=lambda r: r.row)
+    rejects = located(sorted(writer.rejected, key=lambda r: r.row), request.locate)
     async with round_trip(conn, request, "rejects"):
         stats.rejects_table = await record_rejects(
             conn,

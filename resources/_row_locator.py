@@ -43,13 +43,18 @@ class Opened:
 
         return opened
 
+    def locate(self, row: int) -> str | None:
+        """Where the write's ``row`` came from, if the data can say."""
+        if self.locator is None:
+            return None
+        try:
+            return self.locator.locate(row)
+        except Exception:  # the error at hand matters more than where its row came from
+            return None
+
     def name(self, exc: BulkWriteError) -> None:
         """Tell ``exc``, a bad value at a known row, where that row came from."""
-        if not isinstance(exc, BadValueError) or exc.row is None or self.locator is None:
-            return
-        try:
-            source = self.locator.locate(exc.row)
-        except Exception:  # the error at hand matters more than where its row came from
-            return
-        if source:
-            exc.add_source(source)
+        if isinstance(exc, BadValueError) and exc.row is not None and exc.source is None:
+            source = self.locate(exc.row)
+            if source:
+                exc.add_source(source)

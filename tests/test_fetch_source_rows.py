@@ -169,3 +169,44 @@ def test_rows_long_handed_out_are_forgotten(tmp_path: Path) -> None:
         assert batches.locate(199) == f"{path}, line 201"
     finally:
         batches.close()
+
+
+@pytest.mark.parametrize("mode", ["copy", "upsert"])
+def test_rows_set_aside_name_their_line(
+    tmp_path: Path, db: Db, schema: str, writer: PostgresBulkWriter, mode: str
+) -> None:
+    """Quarantine: a value the contract refuses, one a CHECK refuses and (upsert) one the
+    apply refuses, each recorded with its file and line in front of the error."""
+    path = tmp_path / "q.csv"
+    path.write_text('id,note,u\n1,"a\nb",\n2,ok,x\n-3,ok,\n4,ok,\n')
+    db.execute(
+        f"CREATE TABLE {q(schema)}.q (id int PRIMARY KEY CHECK (id <> -3), note text, u uuid)"
+    )
+    result = writer.write(
+        "q",
+        Fetcher().batches(str(path)),
+        schema=schema,
+        mode=mode,  # type: ignore[arg-type]
+        key_columns=["id"] if mode == "upsert" else None,
+        on_bad_rows="quarantine",
+    )
+    assert result.rows_rejected == 2
+    rejects = db.fetch(f"SELECT row_index, error FROM {q(schema)}.q__rejects ORDER BY row_index")
+    assert [r["row_index"] for r in rejects] == [1, 2]
+    assert rejects[0]["error"].startswith(f"{path}, line 4: "), rejects[0]["error"]
+    assert rejects[1]["error"].startswith(f"{path}, line 5: "), rejects[1]["error"]
+
+
+def test_with_commit_chunk_the_message_keeps_both_the_line_and_the_committed_rows(
+    tmp_path: Path, db: Db, schema: str, writer: PostgresBulkWriter
+) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("id,u\n1,\n2,\n3,x\n")
+    db.execute(f"CREATE TABLE {q(schema)}.c (id int, u uuid)")
+    with pytest.raises(BadValueError) as caught:
+        writer.write("c", Fetcher().batches(str(path), chunk_rows=1), schema=schema, commit="chunk")
+    assert str(caught.value) == (
+        f"bad value at table {schema}.c, column 'u', row 2 ({path}, line 4): invalid UUID "
+        "string 'x' (column type uuid); with commit='chunk', the 2 rows of the 2 chunk(s) "
+        "before this one stay committed"
+    )
