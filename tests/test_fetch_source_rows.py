@@ -210,3 +210,15 @@ def test_with_commit_chunk_the_message_keeps_both_the_line_and_the_committed_row
         "string 'x' (column type uuid); with commit='chunk', the 2 rows of the 2 chunk(s) "
         "before this one stay committed"
     )
+
+
+def test_json_lines_through_batches_name_the_line(
+    tmp_path: Path, db: Db, schema: str, writer: PostgresBulkWriter
+) -> None:
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"id": 1, "u": null}\n\n{"id": 2, "u": "x"}\n')
+    db.execute(f"CREATE TABLE {q(schema)}.j (id int, u uuid)")
+    error = _bad(writer, "j", Fetcher().batches(str(path)), schema)
+    assert error.row == 1
+    assert error.source == f"{path}, line 3"  # the blank line 2 counts
+    assert f"column 'u', row 1 ({path}, line 3): " in str(error)
