@@ -89,15 +89,16 @@ class CsvOrigin:
         return cls(location, first_line, None if plain else data, quote)
 
     def at(self, index: int) -> str | None:
-        if self.data is None:
+        data, starts = self.data, self._starts  # forget() may run in the reading thread
+        if data is None:
             if self._forgotten:
                 return None
             return f"{self.location}, line {self.first_line + index}"
-        if self._starts is None:
-            self._starts = record_starts(self.data, self.quote)
-        if index >= len(self._starts):
+        if starts is None:
+            starts = self._starts = record_starts(data, self.quote)
+        if index >= len(starts):
             return None
-        line = self.first_line + self.data.count(b"\n", 0, self._starts[index])
+        line = self.first_line + data.count(b"\n", 0, starts[index])
         return f"{self.location}, line {line}"
 
     def forget(self) -> None:
