@@ -157,7 +157,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
 
         Every chunk has the same columns in the same order; its index is the rows' position in
         the whole dataset. A dataset with a header and no rows gives one empty frame. Closing
-        the generator early closes the connection and deletes a Parquet download.
+        the generator early closes the connection and deletes a Parquet download. Its
+        ``locate(row)`` names a row's file and line (or row group): the writer's errors say it.
 
         Args:
             location: an ``http(s)://`` URL (``user:password@`` in it becomes Basic auth),
