@@ -3,6 +3,7 @@ JSON Lines) or its row group and row (Parquet), next to its row in the write."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from _support import q
 from conftest import Db
+from test_fetch import Server, body
 
+from bulk_assets._fetch_errors import redact
 from bulk_assets.fetch import Fetcher
 from resources import BadValueError, KeyRange, PostgresBulkWriter, RowLocator
 
@@ -222,3 +225,23 @@ def test_json_lines_through_batches_name_the_line(
     assert error.row == 1
     assert error.source == f"{path}, line 3"  # the blank line 2 counts
     assert f"column 'u', row 1 ({path}, line 3): " in str(error)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server()
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+def test_a_url_is_named_with_its_credentials_masked(
+    server: Server, db: Db, schema: str, writer: PostgresBulkWriter
+) -> None:
+    server.routes["/rows.csv"] = body(b"id,u\n1,\n2,x\n")
+    url = server.url("/rows.csv", userinfo="reader:s3cret@") + "?token=s3cret"
+    db.execute(f"CREATE TABLE {q(schema)}.web (id int, u uuid)")
+    error = _bad(writer, "web", Fetcher().batches(url), schema)
+    assert error.source == f"{redact(url)}, line 3"
+    assert "s3cret" not in str(error) and "***" in str(error)
