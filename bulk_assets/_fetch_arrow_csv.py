@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -31,6 +30,7 @@ from ._fetch_csv import _check_header, _Records
 from ._fetch_errors import FetchError
 from ._fetch_read import ReadRequest
 from ._fetch_source import Bytes
+from ._fetch_trail import CsvOrigin, record_starts
 
 __all__ = ["ARROW_CSV_OPTIONS", "DEFAULT_NULL_VALUES", "arrow_type", "csv_batches"]
 
@@ -123,6 +123,17 @@ def csv_batches(
         if batch is None:
             break
         table = parser.parse(batch, first_line)
+        if read.trail is not None and table.num_rows:
+            newlines = records.line - first_line  # counted by take() already
+            origin = CsvOrigin.of(
+                where.location,
+                first_line,
+                batch,
+                newlines=newlines,
+                rows=table.num_rows,
+                quote=ord(quote),
+            )
+            read.trail.read(table.num_rows, origin)
         if table.num_rows or not given:
             given = True
             yield from _batches(table)
@@ -259,7 +270,7 @@ class _Parser:
             return self._malformed(exc, batch, first_line)
         texts = self._read(self._header + batch, self._convert_options(as_text=name)).column(name)
         position = self._first_bad(texts.to_pylist(), name)
-        line = first_line + batch.count(b"\n", 0, _record_starts(batch, self._quote)[position])
+        line = first_line + batch.count(b"\n", 0, record_starts(batch, self._quote)[position])
         value = texts[position].as_py()
         base = self._base_types.get(name, "the inferred type")
         return where.error(
@@ -273,7 +284,7 @@ class _Parser:
     def _malformed(self, exc: Exception, batch: bytes, first_line: int) -> FetchError:
         """A record with a field too many or too few, named by the line it starts on."""
         expected = len(self._read(self._header, pcsv.ConvertOptions()).column_names)
-        starts = [*_record_starts(batch, self._quote), len(batch)]
+        starts = [*record_starts(batch, self._quote), len(batch)]
         for begin, end in itertools.pairwise(starts):
             text = batch[begin:end].decode(self._encoding, errors="replace")
             fields = next(csv.reader(io.StringIO(text), **self._dialect), [])
@@ -315,20 +326,6 @@ class _Parser:
         except pa.ArrowInvalid:
             return False
         return True
-
-
-def _record_starts(batch: bytes, quote: int) -> list[int]:
-    """Byte offsets in ``batch`` where each non-blank record starts (pyarrow skips blank
-    lines, so they hold no row)."""
-    data = np.frombuffer(batch, dtype=np.uint8)
-    newlines = np.flatnonzero(data == 0x0A)
-    quotes = np.flatnonzero(data == quote)
-    inside = np.searchsorted(quotes, newlines) % 2 == 1
-    ends = newlines[~inside] + 1
-    starts = np.concatenate(([0], ends))
-    starts = starts[starts < len(batch)]
-    blank = np.array([batch[s : s + 1] in (b"\n", b"\r") for s in starts.tolist()], dtype=bool)
-    return [int(s) for s in starts[~blank]]
 
 
 # A text column whose values are numbers but for at most this many distinct short tokens is

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from ._fetch_arrow_csv import ARROW_CSV_OPTIONS, csv_batches
@@ -18,6 +19,7 @@ from ._fetch_parquet import parquet_batches
 from ._fetch_read import ReadRequest
 from ._fetch_slice import RowSlice
 from ._fetch_source import Bytes
+from ._fetch_trail import Trail
 
 __all__ = ["arrow_readers", "sliced"]
 
@@ -54,17 +56,24 @@ def sliced(
     keep: RowSlice | None,
     where: Where,
     skipped: Callable[[int], None],
+    trail: Trail | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """``batches`` with only the rows inside ``keep`` (target column names), the others
-    counted in ``skipped``. A slice with no rows still gives one empty batch, so that the
-    writer sees the columns (and replaces the partition with nothing)."""
+    counted in ``skipped`` (and the kept ones' places told to ``trail``). A slice with no
+    rows still gives one empty batch, so that the writer sees the columns (and replaces the
+    partition with nothing)."""
     if keep is None:
         yield from batches
         return
     empty: pa.RecordBatch | None = None
     given = False
+    read = 0  # rows the readers gave so far: the trail's numbering
     for batch in batches:
-        inside, dropped = keep.batch(batch, where)
+        if trail is None:
+            inside, dropped = keep.batch(batch, where)
+        else:
+            inside, dropped = _kept(batch, keep, where, trail, read)
+        read += batch.num_rows
         skipped(dropped)
         if not inside.num_rows:
             empty = inside
@@ -73,6 +82,31 @@ def sliced(
         yield inside
     if not given and empty is not None:
         yield empty
+
+
+# A column added while filtering: each row's place among the rows the readers gave.
+_ROW = "__bulk_assets_row__"
+
+
+def _kept(
+    batch: pa.RecordBatch, keep: RowSlice, where: Where, trail: Trail, first: int
+) -> tuple[pa.RecordBatch, int]:
+    """``keep.batch``, telling ``trail`` which of the readers' rows (``first``...) it kept.
+    Only the slice's column is filtered, numbered, and the batch taken by those numbers.
+    For 50,000 rows of 5 columns: 0.24 against 0.29 ms when all are kept, 1.3 against 1.4
+    ms when the kept ones are scattered, 0.9 against 0.5 ms for a batch the slice's edge
+    cuts in two (in a sorted file, one or two batches)."""
+    if not batch.num_rows or keep.column not in batch.schema.names:
+        return keep.batch(batch, where)  # nothing to number, or the error naming the column
+    numbers = pa.array(np.arange(batch.num_rows))
+    key = pa.record_batch([batch.column(keep.column), numbers], names=[keep.column, _ROW])
+    kept, dropped = keep.batch(key, where)
+    if not dropped:
+        trail.handed(batch.num_rows, first)
+        return batch, 0
+    rows = kept.column(_ROW).to_numpy()
+    trail.handed(len(rows), rows + first)
+    return batch.take(kept.column(_ROW)), dropped
 
 
 def _parquet(files: FileSet, read: ReadRequest) -> Iterator[pa.RecordBatch]:

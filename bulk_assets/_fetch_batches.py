@@ -6,12 +6,13 @@ from __future__ import annotations
 import functools
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from ._fetch_errors import Where
+from ._fetch_trail import Traced
 
 __all__ = ["ArrowRead", "read_ahead", "shaped"]
 
@@ -19,7 +20,7 @@ __all__ = ["ArrowRead", "read_ahead", "shaped"]
 _POLL_SECONDS = 0.1
 
 #: Opens the read; given the target columns' PostgreSQL base types (empty: infer them).
-Open = Callable[[Mapping[str, str]], Iterator[pa.RecordBatch]]
+Open = Callable[[Mapping[str, str]], Traced[pa.RecordBatch]]
 
 
 class ArrowRead:
@@ -40,10 +41,10 @@ class ArrowRead:
     def __init__(self, open_: Open) -> None:
         self._open = open_
 
-    def __call__(self) -> Iterator[pa.RecordBatch]:
+    def __call__(self) -> Traced[pa.RecordBatch]:
         return self._open({})
 
-    def with_table_types(self, types: Mapping[str, str]) -> Callable[[], Iterator[pa.RecordBatch]]:
+    def with_table_types(self, types: Mapping[str, str]) -> Callable[[], Traced[pa.RecordBatch]]:
         """The same read, each column parsed as ``types`` says (target column -> base type,
         e.g. ``int8``, ``bool``, ``timestamptz``, ``numeric``); replayable."""
         return functools.partial(self._open, dict(types))
@@ -86,7 +87,7 @@ def shaped(
         yield batch
 
 
-def read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def read_ahead(batches: Iterator[pa.RecordBatch]) -> Generator[pa.RecordBatch, None, None]:
     """``batches``, the next one parsed in a thread of its own while the caller encodes and
     sends this one: parsing (pyarrow, outside the GIL) then overlaps the encoding instead of
     taking turns with it. One batch ahead: memory holds at most one more. Closing this

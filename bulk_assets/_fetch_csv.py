@@ -27,6 +27,7 @@ import pandas as pd
 from ._fetch_errors import FetchError, Where
 from ._fetch_read import ReadRequest
 from ._fetch_source import Bytes
+from ._fetch_trail import CsvOrigin, FileOrigin
 
 __all__ = ["csv_chunks"]
 
@@ -71,7 +72,10 @@ def csv_chunks(stream: Bytes, read: ReadRequest) -> Iterator[pd.DataFrame]:
     quote = _quote_byte(options, encoding)
     if quote is None:
         guarded = io.BufferedReader(_LineGuard(stream, where, read.max_line_bytes))
-        yield from _pandas_chunks(guarded, where, chunk_rows, options, encoding)
+        for chunk in _pandas_chunks(guarded, where, chunk_rows, options, encoding):
+            if read.trail is not None:
+                read.trail.read(len(chunk), FileOrigin(where.location))
+            yield chunk
         return
     records = _Records(stream, where, quote=quote, max_record=read.max_line_bytes)
     header = records.take(1, 0)
@@ -89,6 +93,12 @@ def csv_chunks(stream: Bytes, read: ReadRequest) -> Iterator[pd.DataFrame]:
         if batch is None:
             break
         frame = _parse(header + batch, where, options, encoding, first_line - 1 - header_lines)
+        if read.trail is not None and len(frame):
+            newlines = records.line - first_line  # counted by take() already
+            origin = CsvOrigin.of(
+                where.location, first_line, batch, newlines=newlines, rows=len(frame), quote=quote
+            )
+            read.trail.read(len(frame), origin)
         if len(frame) or not given_frame:
             given_frame = True
             yield frame

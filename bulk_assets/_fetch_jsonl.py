@@ -9,11 +9,13 @@ import itertools
 import json
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 
 from ._fetch_errors import FetchError, Where
 from ._fetch_read import ReadRequest
 from ._fetch_source import Bytes
+from ._fetch_trail import LinesOrigin
 
 __all__ = ["jsonl_chunks"]
 
@@ -36,6 +38,9 @@ def jsonl_chunks(stream: Bytes, read: ReadRequest) -> Iterator[pd.DataFrame]:
         except ValueError as exc:
             raise _jsonl_error(exc, batch, row, where) from exc
         row += len(batch)
+        if read.trail is not None:
+            lines = np.fromiter((number for number, _ in batch), dtype=np.int64, count=len(batch))
+            read.trail.read(len(frame), LinesOrigin(where.location, lines))
         yield frame
     if not row:
         yield pd.DataFrame()

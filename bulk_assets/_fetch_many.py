@@ -15,16 +15,27 @@ from typing import Any, Generic, TypeVar
 import pandas as pd
 import pyarrow.fs as pafs
 
+from resources import KeyRange
 from resources._redact import Secrets
 
 from ._fetch_errors import Where, redact
 from ._fetch_files import FileSet, has_glob, list_files
 from ._fetch_formats import FILE_FORMATS, FileFormat, Format, file_format, infer_format
 from ._fetch_read import ReadRequest
+from ._fetch_slice import RowSlice
 from ._fetch_source import Bytes, Source, download, open_bytes, open_raw
 from ._fetch_stores import store_error
 
-__all__ = ["Opener", "Readers", "choose_format", "frame_readers", "one_local_file", "secrets_of"]
+__all__ = [
+    "Opener",
+    "Readers",
+    "adder",
+    "choose_format",
+    "frame_readers",
+    "locate_source",
+    "one_local_file",
+    "secrets_of",
+]
 
 T = TypeVar("T")
 
@@ -200,3 +211,27 @@ def one_local_file(path: str, where: Where) -> FileSet:
     """One local file, shown in messages as ``where`` shows the location it came from."""
     parent = str(Path(path).parent.as_posix())
     return FileSet(pafs.LocalFileSystem(), (path,), parent, lambda _: where.location)
+
+
+def locate_source(
+    location: str,
+    format: Format | None,
+    options: Mapping[str, Any],
+    within: KeyRange | RowSlice | None,
+    rename: Mapping[str, str] | None,
+) -> tuple[FileFormat, Source, RowSlice | None, dict[str, str]]:
+    """Format, parsed source, slice and target -> source names: one check for both readers."""
+    chosen, gzip_name = choose_format(location, format)
+    if options and not chosen.takes_read_options:
+        raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
+    where = Where(redact(location), chosen.name)
+    source = Source.parse(location, where, gzip_name=gzip_name)
+    keep = RowSlice(within) if isinstance(within, KeyRange) else within
+    return chosen, source, keep, {target: name for name, target in (rename or {}).items()}
+
+
+def adder(total: list[int]) -> Callable[[int], None]:
+    def add(n: int) -> None:
+        total[0] += n
+
+    return add

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from ._fetch_errors import FetchError, Where
 from ._fetch_files import FileSet
 from ._fetch_read import ReadRequest
 from ._fetch_stores import store_error
+from ._fetch_trail import ParquetOrigin
 
 __all__ = ["parquet_batches", "parquet_chunks", "row_group_of"]
 
@@ -33,10 +34,13 @@ _PARQUET_MAGIC = b"PAR1"
 # Header magic, footer length (4 bytes) and footer magic: nothing shorter is a Parquet file.
 _PARQUET_MIN_SIZE = 12
 _ERRORS = (pa.ArrowException, OSError)
+#: A row group read: its first row in the dataset, file, id and the file's first row.
+Group: TypeAlias = tuple[int, str, int, int]
 # A column added to each batch: the row's position in the whole dataset, kept through the
 # slice filter so that an error can name the row in the file, not in what the filter kept.
 _POSITION = "__bulk_assets_position__"
-# The frame attribute listing (first row, file, row group id) of the row groups read.
+# The frame attribute listing (first row, file, row group id, the file's first row) of the
+# row groups read.
 _SEEN = "bulk_assets.parquet_row_groups"
 
 
@@ -45,26 +49,34 @@ def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
     at row-group ends, so it alone would give uneven chunks. Memory holds one row group at a
     time. Only ``columns`` are read (all if None), the rest is never decoded."""
     chunk_rows = read.chunk_rows
-    seen: list[tuple[int, str, int]] = []
+    seen: list[Group] = []
     pending, tables = _scan(files, read, seen)
     done = 0
     for table in tables:
         pending = pa.concat_tables([pending, table])
         while pending.num_rows >= chunk_rows:
-            yield _to_pandas(pending.slice(0, chunk_rows), seen)
+            yield _traced(_to_pandas(pending.slice(0, chunk_rows), seen), seen, read)
             pending, done = pending.slice(chunk_rows), done + chunk_rows
     if pending.num_rows or not done:
-        yield _to_pandas(pending, seen)
+        yield _traced(_to_pandas(pending, seen), seen, read)
 
 
 def parquet_batches(files: FileSet, read: ReadRequest) -> Iterator[pa.RecordBatch]:
     """The same read as :func:`parquet_chunks` (slice pushed down, row groups outside it
     unread) as Arrow record batches of at most ``chunk_rows`` rows, for the Arrow path."""
-    empty, tables = _scan(files, read, [])
+    seen: list[Group] = []
+    empty, tables = _scan(files, read, seen)
     given = False
     for table in tables:
+        # Each table is one row group's (the one seen last) rows, numbered in the dataset.
+        positions = table.column(_POSITION).to_numpy() if read.trail is not None else None
+        start = 0
         for batch in table.drop_columns([_POSITION]).to_batches(max_chunksize=read.chunk_rows):
             if batch.num_rows:
+                if read.trail is not None and positions is not None:
+                    mine = positions[start : start + batch.num_rows]
+                    read.trail.read(batch.num_rows, ParquetOrigin(_compact(mine), (seen[-1],)))
+                start += batch.num_rows
                 given = True
                 yield batch
     if not given:
@@ -72,7 +84,7 @@ def parquet_batches(files: FileSet, read: ReadRequest) -> Iterator[pa.RecordBatc
 
 
 def _scan(
-    files: FileSet, read: ReadRequest, seen: list[tuple[int, str, int]]
+    files: FileSet, read: ReadRequest, seen: list[Group]
 ) -> tuple[pa.Table, Iterator[pa.Table]]:
     """An empty table of the read's columns, and the row groups' rows as tables numbered
     with their position in the dataset, the slice's filter applied; ``read.skipped`` is told
@@ -103,6 +115,7 @@ def _scan(
         position = kept_rows = 0
         fragments = sorted(dataset.get_fragments(), key=lambda f: str(f.path))
         for fragment in fragments:
+            file_first = position
             where = files.where(fragment.path, read.where.format)
             groups, kept = _row_groups(fragment, where_clause, where)
             for group in groups:
@@ -110,7 +123,7 @@ def _scan(
                 if kept is not None and group.id not in kept:
                     position += rows
                     continue
-                seen.append((position, where.location, group.id))
+                seen.append((position, where.location, group.id, file_first))
                 piece = fragment.subset(row_group_ids=[group.id])
                 got = 0
                 try:
@@ -144,10 +157,10 @@ def row_group_of(frame: pd.DataFrame, row: int) -> tuple[str, int] | None:
     if not isinstance(groups, _RowGroups) or not groups.entries:
         return None
     seen = groups.entries
-    index = bisect.bisect_right([first for first, _, _ in seen], row) - 1
+    index = bisect.bisect_right([group[0] for group in seen], row) - 1
     if index < 0:
         return None
-    _, location, group = seen[index]
+    _, location, group, _ = seen[index]
     return location, group
 
 
@@ -229,7 +242,7 @@ def _check_complete(files: FileSet, path: str) -> None:
         raise where.error(f"truncated: the file ({size:,} bytes) ends before its footer")
 
 
-def _to_pandas(table: pa.Table, seen: list[tuple[int, str, int]]) -> pd.DataFrame:
+def _to_pandas(table: pa.Table, seen: list[Group]) -> pd.DataFrame:
     """The chunk, indexed by each row's position in the whole dataset (rows a filter left out
     leave gaps), with the row groups read so far for messages naming one."""
     positions = table.column(_POSITION).to_numpy()
@@ -239,14 +252,33 @@ def _to_pandas(table: pa.Table, seen: list[tuple[int, str, int]]) -> pd.DataFram
     return frame
 
 
+def _traced(frame: pd.DataFrame, seen: list[Group], read: ReadRequest) -> pd.DataFrame:
+    """``frame``, its rows' origin told to ``read.trail``: the row groups it spans."""
+    if read.trail is not None and len(frame):
+        positions = frame.index.to_numpy()
+        first = int(positions[0])
+        start = len(seen) - 1
+        while start > 0 and seen[start][0] > first:
+            start -= 1
+        origin = ParquetOrigin(_compact(positions), tuple(seen[start:]))
+        read.trail.read(len(frame), origin)
+    return frame
+
+
+def _compact(positions: np.ndarray) -> np.ndarray | int:
+    """Consecutive positions (no filter dropped any) as the first one alone."""
+    first = int(positions[0])
+    return first if int(positions[-1]) - first == len(positions) - 1 else positions.copy()
+
+
 class _RowGroups:
-    """(first row, file, row group id) of the row groups read so far. pandas deep-copies a
-    frame's attrs on every operation: shared as is, not copied (copying a 50-entry list
-    per operation cost 0.7 s of a 3.4 s read of 5M rows)."""
+    """(first row, file, row group id, the file's first row) of the row groups read so far.
+    pandas deep-copies a frame's attrs on every operation: shared as is, not copied (copying
+    a 50-entry list per operation cost 0.7 s of a 3.4 s read of 5M rows)."""
 
     __slots__ = ("entries",)
 
-    def __init__(self, entries: tuple[tuple[int, str, int], ...]) -> None:
+    def __init__(self, entries: tuple[Group, ...]) -> None:
         self.entries = entries
 
     def __deepcopy__(self, memo: dict[int, object]) -> _RowGroups:

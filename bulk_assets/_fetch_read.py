@@ -15,6 +15,7 @@ from ._fetch_source import Bytes
 if TYPE_CHECKING:
     from ._fetch_files import FileSet
     from ._fetch_slice import RowSlice
+    from ._fetch_trail import Trail
 
 __all__ = ["FileReader", "ReadRequest", "StreamReader"]
 
@@ -45,6 +46,9 @@ class ReadRequest:
     within: RowSlice | None = None
     within_column: str | None = None
     skipped: Callable[[int], None] | None = None
+    #: Told where each chunk's rows came from (file, line, row group), for the writer's
+    #: messages about a value it refuses.
+    trail: Trail | None = None
 
 
 #: Reads a format front to back from a byte stream.

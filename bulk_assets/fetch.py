@@ -22,14 +22,15 @@ from resources._retry import backoff
 from ._fetch_arrow_csv import DEFAULT_NULL_VALUES
 from ._fetch_arrow_read import arrow_readers, sliced
 from ._fetch_batches import ArrowRead, read_ahead, shaped
-from ._fetch_errors import FetchError, Where, redact, scrubbed
+from ._fetch_errors import FetchError, Where, scrubbed
 from ._fetch_formats import FileFormat, Format
 from ._fetch_located import Located
-from ._fetch_many import Opener, Readers, choose_format, frame_readers, secrets_of
+from ._fetch_many import Opener, Readers, adder, frame_readers, locate_source, secrets_of
 from ._fetch_read import ReadRequest
 from ._fetch_shape import Shape, check_dtype
 from ._fetch_slice import RowSlice
 from ._fetch_source import Source
+from ._fetch_trail import Traced, Trail, handed
 
 __all__ = ["ArrowRead", "FetchError", "Fetcher", "Format", "RowSlice"]
 
@@ -156,7 +157,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
 
         Every chunk has the same columns in the same order; its index is the rows' position in
         the whole dataset. A dataset with a header and no rows gives one empty frame. Closing
-        the generator early closes the connection and deletes a Parquet download.
+        the generator early closes the connection and deletes a Parquet download. Its
+        ``locate(row)`` names a row's file and line (or row group): the writer's errors say it.
 
         Args:
             location: an ``http(s)://`` URL (``user:password@`` in it becomes Basic auth),
@@ -193,7 +195,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             raise ValueError(f"read_options may not set {reserved}: frames() controls them")
         for dtype in (dtypes or {}).values():
             check_dtype(dtype)
-        chosen, source, keep, back = _locate(location, format, options, within, rename)
+        chosen, source, keep, back = locate_source(location, format, options, within, rename)
         where = source.where
         shape = Shape(
             where,
@@ -213,7 +215,10 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             within=keep,
             within_column=None if keep is None else back.get(keep.column, keep.column),
         )
-        return self._frames(chosen, source, shape, read)
+        trail = Trail(sliced=keep is not None)
+        return Traced(
+            self._frames(chosen, source, shape, dataclasses.replace(read, trail=trail)), trail
+        )
 
     def batches(
         self,
@@ -252,7 +257,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         """
         rows = self._chunk_rows(chunk_rows)
         options = dict(read_options or {})
-        chosen, source, keep, back = _locate(location, format, options, within, rename)
+        chosen, source, keep, back = locate_source(location, format, options, within, rename)
         where = source.where
         read = ReadRequest(
             where,
@@ -267,11 +272,13 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         )
         nulls = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
 
-        def open_(types: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
+        def open_(types: Mapping[str, str]) -> Traced[pa.RecordBatch]:
             by_source = {back.get(name, name): base for name, base in types.items()}
             readers = arrow_readers(chosen, read, types=by_source, null_values=nulls)
             shape = functools.partial(shaped, where=where, rename=rename or {}, columns=columns)
-            return read_ahead(self._batches(chosen, source, read, readers, shape))
+            trail = Trail(sliced=keep is not None)
+            traced = dataclasses.replace(read, trail=trail)
+            return Traced(read_ahead(self._batches(chosen, source, traced, readers, shape)), trail)
 
         return ArrowRead(open_)
 
@@ -288,11 +295,14 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         while True:
             yielded = False
             skipped = [0]
-            counted = dataclasses.replace(read, skipped=_adder(skipped))
+            counted = dataclasses.replace(read, skipped=adder(skipped))
+            trail = read.trail
+            if trail is not None:
+                trail.restart()
             try:
                 with contextlib.ExitStack() as stack:
                     raw = self._opener().read(chosen, source, counted, stack, [], readers)
-                    for batch in sliced(shape(raw), keep, source.where, _adder(skipped)):
+                    for batch in sliced(shape(raw), keep, source.where, adder(skipped), trail):
                         yielded = True
                         yield batch
                 self._skipped(source, keep, skipped[0])
@@ -336,7 +346,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         while True:
             yielded = False
             skipped = [0]
-            counted = dataclasses.replace(read, skipped=_adder(skipped))
+            counted = dataclasses.replace(read, skipped=adder(skipped))
+            if read.trail is not None:
+                read.trail.restart()
             try:
                 with contextlib.ExitStack() as stack:
                     empty: pd.DataFrame | None = None
@@ -353,6 +365,7 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                                 # Held back: a slice with no rows still gives one empty frame.
                                 empty = chunk
                                 continue
+                            handed(read.trail, chunk)
                         yielded = True
                         yield chunk
                     if keep is not None and not yielded and empty is not None:
@@ -382,27 +395,3 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
 
     def _opener(self) -> Opener:
         return Opener(self.timeout, self.headers, self.user_agent)
-
-
-def _locate(
-    location: str,
-    format: Format | None,
-    options: Mapping[str, Any],
-    within: KeyRange | RowSlice | None,
-    rename: Mapping[str, str] | None,
-) -> tuple[FileFormat, Source, RowSlice | None, dict[str, str]]:
-    """Format, parsed source, slice and target -> source names: one check for both readers."""
-    chosen, gzip_name = choose_format(location, format)
-    if options and not chosen.takes_read_options:
-        raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
-    where = Where(redact(location), chosen.name)
-    source = Source.parse(location, where, gzip_name=gzip_name)
-    keep = RowSlice(within) if isinstance(within, KeyRange) else within
-    return chosen, source, keep, {target: name for name, target in (rename or {}).items()}
-
-
-def _adder(total: list[int]) -> Callable[[int], None]:
-    def add(n: int) -> None:
-        total[0] += n
-
-    return add

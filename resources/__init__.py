@@ -7,6 +7,7 @@ from ._modes import WRITE_MODES as WRITE_MODES
 from ._modes import WriteMode as WriteMode
 from ._progress import Log as Log
 from ._request import WriteOptions as WriteOptions
+from ._row_locator import RowLocator as RowLocator
 from ._typed_source import TableTypedSource as TableTypedSource
 from .errors import BadValueError as BadValueError
 from .errors import BulkWriteError as BulkWriteError

@@ -4,6 +4,7 @@ one transaction (or one per chunk), retry what is transient."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -18,9 +19,10 @@ from ._chunks import Chunk, Prefetch, first_and_rest, prepared_chunks
 from ._guards import connection, round_trip, transaction
 from ._mode_writer import ModeWriter, WriterOptions
 from ._progress import Log, Stats, report
-from ._quarantine import record_rejects, rejects_table_name
+from ._quarantine import located, record_rejects, rejects_table_name
 from ._request import WriteRequest
 from ._retry import sleep_before_retry
+from ._row_locator import Opened
 from ._send import send, stream
 from ._sequences import FoldedAdvance, advance_sequences
 from ._sources import is_replayable
@@ -44,6 +46,8 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
     # A one-shot source cannot be read again, and with commit="chunk" each chunk retries
     # itself: only a replayable one-transaction write is retried whole.
     whole = request.commit == "write" and is_replayable(request.data)
+    opened = Opened(request.data)
+    request = dataclasses.replace(request, data=opened.data, locate=opened.locate)
     stats = Stats()
 
     async def attempt() -> None:
@@ -54,9 +58,13 @@ async def execute_write(pool: Pool, request: WriteRequest, log: Log) -> WriteRes
         else:
             await _write_in_one_transaction(pool, request, stats, log)
 
-    attempts = await _with_retries(
-        attempt, request, log, retries=request.retries if whole else 0, what="the write"
-    )
+    try:
+        attempts = await _with_retries(
+            attempt, request, log, retries=request.retries if whole else 0, what="the write"
+        )
+    except BulkWriteError as exc:
+        opened.name(exc)  # a bad value: which file and line its row came from
+        raise
     seconds = time.perf_counter() - started
     return WriteResult(
         table=stats.table or request.display,
@@ -184,7 +192,7 @@ async def _record_applied_rejects(
 ) -> None:
     """Rows the staged apply refused (quarantine): counted out of the rows written and
     recorded with the others."""
-    rejects = sorted(writer.rejected, key=lambda r: r.row)
+    rejects = located(sorted(writer.rejected, key=lambda r: r.row), request.locate)
     async with round_trip(conn, request, "rejects"):
         stats.rejects_table = await record_rejects(
             conn,

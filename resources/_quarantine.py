@@ -10,6 +10,7 @@ a clean chunk costs one SAVEPOINT and one RELEASE.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,7 @@ from .errors import BadValueError
 __all__ = [
     "Rejected",
     "convert_keeping_good_rows",
+    "located",
     "record_rejects",
     "rejects_table_name",
     "send_keeping_good_rows",
@@ -55,6 +57,20 @@ class Rejected:
 
 
 Records = list[tuple[Any, ...]]
+
+
+def located(rejects: list[Rejected], locate: Callable[[int], str | None] | None) -> list[Rejected]:
+    """``rejects`` with where each row came from, when the data can say, in front of the
+    error: ``"orders.csv, line 7: invalid input syntax for type uuid ..."``."""
+    if locate is None:
+        return rejects
+    out = []
+    for reject in rejects:
+        source = locate(reject.row)
+        out.append(
+            reject if not source else dataclasses.replace(reject, error=f"{source}: {reject.error}")
+        )
+    return out
 
 
 def convert_keeping_good_rows(

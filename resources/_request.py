@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -104,6 +104,9 @@ class WriteRequest:
     rejects_table: str | None = None
     set_local: str = ""
     native_partitions: bool = False
+    #: Where a row of the write came from (file, line), when the data can say: for the
+    #: error of each row set aside by quarantine.
+    locate: Callable[[int], str | None] | None = None
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything connects."""

@@ -16,7 +16,7 @@ from ._chunks import Chunk, Prefetch
 from ._guards import round_trip
 from ._mode_writer import ModeWriter, pieces
 from ._progress import Log, Stats, report
-from ._quarantine import record_rejects, rejects_table_name, send_keeping_good_rows
+from ._quarantine import located, record_rejects, rejects_table_name, send_keeping_good_rows
 from ._request import WriteRequest
 from ._staged_writers import StagedWriter
 from .errors import BulkWriteError
@@ -127,7 +127,7 @@ async def send(
             # Staged in this order; the apply at finish() may still refuse some of them.
             writer.positions.extend(positions if chunk.positions is None else chunk.positions)
         if chunk.rejects:
-            chunk.rejects.sort(key=lambda r: r.row)
+            chunk.rejects = located(sorted(chunk.rejects, key=lambda r: r.row), request.locate)
             stats_table = await record_rejects(
                 conn,
                 writer.info,

@@ -75,6 +75,10 @@ class BadValueError(TerminalWriteError):
         column: the column the value belongs to (``None`` if the server did not say).
         row: 0-based position of the row in the whole write (``None`` if unknown).
         reason: what was expected and what was found.
+        source: where the row came from, when the data knows (``Fetcher.batches`` and
+            ``Fetcher.frames`` do): ``"orders.csv, line 7"`` (header = line 1, lines as an
+            editor counts them), ``"s3://bucket/x.parquet, row group 2, row 70"`` (the row
+            in the file, from 0); credentials masked. ``None`` if unknown.
     """
 
     def __init__(
@@ -84,16 +88,30 @@ class BadValueError(TerminalWriteError):
         table: str,
         column: str | None,
         row: int | None,
+        source: str | None = None,
     ) -> None:
-        where = [f"table {table}"]
-        if column is not None:
-            where.append(f"column {column!r}")
-        if row is not None:
-            where.append(f"row {row}")
-        super().__init__(f"bad value at {', '.join(where)}: {reason}", table=table)
+        self._where = _where(table, column, row, source)
+        super().__init__(f"bad value at {self._where}: {reason}", table=table)
         self.column = column
         self.row = row
         self.reason = reason
+        self.source = source
+
+    def add_source(self, source: str) -> None:
+        """Name where the row came from, in the message too (which may have grown since)."""
+        where = _where(str(self.table), self.column, self.row, source)
+        message = str(self.args[0]) if self.args else ""
+        self.args = (message.replace(self._where, where, 1), *self.args[1:])
+        self._where, self.source = where, source
+
+
+def _where(table: str, column: str | None, row: int | None, source: str | None) -> str:
+    where = [f"table {table}"]
+    if column is not None:
+        where.append(f"column {column!r}")
+    if row is not None:
+        where.append(f"row {row}" if source is None else f"row {row} ({source})")
+    return ", ".join(where)
 
 
 class WriteTimeoutError(TransientWriteError):
