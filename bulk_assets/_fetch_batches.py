@@ -7,11 +7,12 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._fetch_errors import Where
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["ArrowRead", "read_ahead", "shaped"]
 
@@ -19,7 +20,7 @@ __all__ = ["ArrowRead", "read_ahead", "shaped"]
 _POLL_SECONDS = 0.1
 
 #: Opens the read; given the target columns' PostgreSQL base types (empty: infer them).
-Open = Callable[[Mapping[str, str]], Iterator[pa.RecordBatch]]
+Open: TypeAlias = "Callable[[Mapping[str, str]], Iterator[pa.RecordBatch]]"
 
 
 class ArrowRead:

@@ -9,27 +9,29 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from resources import KeyRange
-from resources._retry import backoff
 
-from ._fetch_arrow_csv import DEFAULT_NULL_VALUES
-from ._fetch_arrow_read import arrow_readers, sliced
 from ._fetch_batches import ArrowRead, read_ahead, shaped
 from ._fetch_errors import FetchError, Where, redact, scrubbed
 from ._fetch_formats import FileFormat, Format
-from ._fetch_located import Located
-from ._fetch_many import Opener, Readers, choose_format, frame_readers, secrets_of
-from ._fetch_read import ReadRequest
-from ._fetch_shape import Shape, check_dtype
-from ._fetch_slice import RowSlice
-from ._fetch_source import Source
+
+# The readers (pandas, pyarrow: 0.7 s of CPU to import) are imported by the first fetch, not
+# with the resource: every code server and run worker loads the definitions, and a run of a
+# generated dataset never fetches.
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from ._fetch_many import Opener, Readers
+    from ._fetch_read import ReadRequest
+    from ._fetch_shape import Shape
+    from ._fetch_slice import RowSlice
+    from ._fetch_source import Source
 
 __all__ = ["ArrowRead", "FetchError", "Fetcher", "Format", "RowSlice"]
 
@@ -187,6 +189,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 malformed, the download was truncated or a value did not convert.
             ValueError: at once, for arguments no fetch can satisfy.
         """
+        from ._fetch_read import ReadRequest
+        from ._fetch_shape import Shape, check_dtype
+
         rows = self._chunk_rows(chunk_rows)
         options = dict(read_options or {})
         if reserved := sorted(_RESERVED & set(options)):
@@ -250,6 +255,10 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             FetchError: on first use or later, as :meth:`frames`; a CSV value that does not
                 parse as its column's type names its line (header = line 1) and column.
         """
+        from ._fetch_arrow_csv import DEFAULT_NULL_VALUES
+        from ._fetch_arrow_read import arrow_readers
+        from ._fetch_read import ReadRequest
+
         rows = self._chunk_rows(chunk_rows)
         options = dict(read_options or {})
         chosen, source, keep, back = _locate(location, format, options, within, rename)
@@ -283,6 +292,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         readers: Readers[pa.RecordBatch],
         shape: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
     ) -> Generator[pa.RecordBatch, None, None]:
+        from ._fetch_arrow_read import sliced
+        from ._fetch_many import secrets_of
+
         attempt = 0
         keep = read.within
         while True:
@@ -317,6 +329,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             (self._log or _logger).info(f"{where}: skipped {skipped:,} rows outside {keep.label}")
 
     def _pause(self, failure: FetchError, attempt: int) -> float:
+        from resources._retry import backoff
+
         pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
         (self._log or _logger).warning(
             "%s; retrying in %.1f s (attempt %d of %d)",
@@ -330,6 +344,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
     def _frames(
         self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest
     ) -> Generator[pd.DataFrame, None, None]:
+        from ._fetch_located import Located
+        from ._fetch_many import secrets_of
+
         attempt = 0
         keep = read.within
         secrets = secrets_of(source)
@@ -378,9 +395,13 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         stack: contextlib.ExitStack,
         current: list[Where],
     ) -> Iterator[pd.DataFrame]:
+        from ._fetch_many import frame_readers
+
         return self._opener().read(chosen, source, read, stack, current, frame_readers(chosen))
 
     def _opener(self) -> Opener:
+        from ._fetch_many import Opener
+
         return Opener(self.timeout, self.headers, self.user_agent)
 
 
@@ -392,6 +413,10 @@ def _locate(
     rename: Mapping[str, str] | None,
 ) -> tuple[FileFormat, Source, RowSlice | None, dict[str, str]]:
     """Format, parsed source, slice and target -> source names: one check for both readers."""
+    from ._fetch_many import choose_format
+    from ._fetch_slice import RowSlice
+    from ._fetch_source import Source
+
     chosen, gzip_name = choose_format(location, format)
     if options and not chosen.takes_read_options:
         raise ValueError(f"read_options do not apply to {chosen.title}, got {sorted(options)}")
@@ -406,3 +431,12 @@ def _adder(total: list[int]) -> Callable[[int], None]:
         total[0] += n
 
     return add
+
+
+def __getattr__(name: str) -> Any:
+    # RowSlice (pandas, pyarrow) is exported here but imported only when asked for.
+    if name == "RowSlice":
+        from ._fetch_slice import RowSlice
+
+        return RowSlice
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

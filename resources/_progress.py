@@ -6,8 +6,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._sequences import merge_maxima
-
 # Seconds between progress lines of one write.
 REPORT_EVERY = 2.0
 
@@ -48,7 +46,8 @@ class Stats:
         self.duplicates += chunk.duplicates
         self.rejected += len(chunk.rejects)
         self.rejects_table = chunk.rejects_table or self.rejects_table
-        merge_maxima(self.maxima, chunk.maxima)
+        for name, value in chunk.maxima.items():
+            self.maxima[name] = max(value, self.maxima.get(name, value))
 
 
 def report(log: Log, request: WriteRequest, stats: Stats) -> None:
