@@ -19,7 +19,8 @@ _LOAD = """
 import json, sys
 import bulk_assets.definitions as code_location
 definitions = code_location.defs()
-assets = sorted(key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys())
+keys = definitions.resolve_asset_graph().get_all_asset_keys()
+assets = sorted(key.to_user_string() for key in keys)
 print(json.dumps({"assets": assets, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
 """
 
