@@ -7,12 +7,14 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._fetch_errors import Where
-from ._fetch_trail import Traced
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ._fetch_trail import Traced
 
 __all__ = ["ArrowRead", "read_ahead", "shaped"]
 
@@ -20,7 +22,7 @@ __all__ = ["ArrowRead", "read_ahead", "shaped"]
 _POLL_SECONDS = 0.1
 
 #: Opens the read; given the target columns' PostgreSQL base types (empty: infer them).
-Open = Callable[[Mapping[str, str]], Traced[pa.RecordBatch]]
+Open: TypeAlias = "Callable[[Mapping[str, str]], Traced[pa.RecordBatch]]"
 
 
 class ArrowRead:

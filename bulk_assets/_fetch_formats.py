@@ -5,14 +5,17 @@ reader module and one entry in :data:`FILE_FORMATS`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from ._fetch_csv import csv_chunks
-from ._fetch_jsonl import jsonl_chunks
-from ._fetch_parquet import parquet_chunks
-from ._fetch_read import FileReader, StreamReader
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._fetch_files import FileSet
+    from ._fetch_read import FileReader, ReadRequest, StreamReader
+    from ._fetch_source import Bytes
 
 __all__ = ["FILE_FORMATS", "FileFormat", "Format", "file_format", "infer_format"]
 
@@ -55,19 +58,39 @@ class FileFormat:
             raise ValueError(f"format {self.name}: give exactly one of read_stream and read_file")
 
 
+# The readers are imported by the first read: this registry is imported with the dataset
+# specs when definitions load, and the readers need pandas and pyarrow (0.7 s of CPU).
+def _csv_chunks(stream: Bytes, read: ReadRequest) -> Iterator[pd.DataFrame]:
+    from ._fetch_csv import csv_chunks
+
+    return csv_chunks(stream, read)
+
+
+def _jsonl_chunks(stream: Bytes, read: ReadRequest) -> Iterator[pd.DataFrame]:
+    from ._fetch_jsonl import jsonl_chunks
+
+    return jsonl_chunks(stream, read)
+
+
+def _parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
+    from ._fetch_parquet import parquet_chunks
+
+    return parquet_chunks(files, read)
+
+
 FILE_FORMATS: dict[str, FileFormat] = {
     fmt.name: fmt
     for fmt in (
-        FileFormat("csv", "CSV", (".csv",), read_stream=csv_chunks),
+        FileFormat("csv", "CSV", (".csv",), read_stream=_csv_chunks),
         FileFormat(
             "parquet",
             "Parquet",
             (".parquet", ".pq"),
-            read_file=parquet_chunks,
+            read_file=_parquet_chunks,
             takes_read_options=False,
         ),
         FileFormat(
-            "jsonl", "JSON Lines", (".jsonl", ".ndjson"), read_stream=jsonl_chunks, sparse=True
+            "jsonl", "JSON Lines", (".jsonl", ".ndjson"), read_stream=_jsonl_chunks, sparse=True
         ),
     )
 }

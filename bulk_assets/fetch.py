@@ -9,28 +9,30 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from resources import KeyRange
-from resources._retry import backoff
 
-from ._fetch_arrow_csv import DEFAULT_NULL_VALUES
-from ._fetch_arrow_read import arrow_readers, sliced
 from ._fetch_batches import ArrowRead, read_ahead, shaped
 from ._fetch_errors import FetchError, Where, scrubbed
 from ._fetch_formats import FileFormat, Format
-from ._fetch_located import Located
-from ._fetch_many import Opener, Readers, adder, frame_readers, locate_source, secrets_of
-from ._fetch_read import ReadRequest
-from ._fetch_shape import Shape, check_dtype
-from ._fetch_slice import RowSlice
-from ._fetch_source import Source
-from ._fetch_trail import Traced, Trail, handed
+
+# The readers (pandas, pyarrow: 0.7 s of CPU to import) are imported by the first fetch, not
+# with the resource: every code server and run worker loads the definitions, and a run of a
+# generated dataset never fetches.
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from ._fetch_many import Opener, Readers
+    from ._fetch_read import ReadRequest
+    from ._fetch_shape import Shape
+    from ._fetch_slice import RowSlice
+    from ._fetch_source import Source
+    from ._fetch_trail import Traced
 
 __all__ = ["ArrowRead", "FetchError", "Fetcher", "Format", "RowSlice"]
 
@@ -189,6 +191,11 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
                 malformed, the download was truncated or a value did not convert.
             ValueError: at once, for arguments no fetch can satisfy.
         """
+        from ._fetch_many import locate_source
+        from ._fetch_read import ReadRequest
+        from ._fetch_shape import Shape, check_dtype
+        from ._fetch_trail import Traced, Trail
+
         rows = self._chunk_rows(chunk_rows)
         options = dict(read_options or {})
         if reserved := sorted(_RESERVED & set(options)):
@@ -255,6 +262,12 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             FetchError: on first use or later, as :meth:`frames`; a CSV value that does not
                 parse as its column's type names its line (header = line 1) and column.
         """
+        from ._fetch_arrow_csv import DEFAULT_NULL_VALUES
+        from ._fetch_arrow_read import arrow_readers
+        from ._fetch_many import locate_source
+        from ._fetch_read import ReadRequest
+        from ._fetch_trail import Traced, Trail
+
         rows = self._chunk_rows(chunk_rows)
         options = dict(read_options or {})
         chosen, source, keep, back = locate_source(location, format, options, within, rename)
@@ -290,6 +303,9 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         readers: Readers[pa.RecordBatch],
         shape: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
     ) -> Generator[pa.RecordBatch, None, None]:
+        from ._fetch_arrow_read import sliced
+        from ._fetch_many import adder, secrets_of
+
         attempt = 0
         keep = read.within
         while True:
@@ -327,6 +343,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             (self._log or _logger).info(f"{where}: skipped {skipped:,} rows outside {keep.label}")
 
     def _pause(self, failure: FetchError, attempt: int) -> float:
+        from resources._retry import backoff
+
         pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
         (self._log or _logger).warning(
             "%s; retrying in %.1f s (attempt %d of %d)",
@@ -340,6 +358,10 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
     def _frames(
         self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest
     ) -> Generator[pd.DataFrame, None, None]:
+        from ._fetch_located import Located
+        from ._fetch_many import adder, secrets_of
+        from ._fetch_trail import handed
+
         attempt = 0
         keep = read.within
         secrets = secrets_of(source)
@@ -391,7 +413,20 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
         stack: contextlib.ExitStack,
         current: list[Where],
     ) -> Iterator[pd.DataFrame]:
+        from ._fetch_many import frame_readers
+
         return self._opener().read(chosen, source, read, stack, current, frame_readers(chosen))
 
     def _opener(self) -> Opener:
+        from ._fetch_many import Opener
+
         return Opener(self.timeout, self.headers, self.user_agent)
+
+
+def __getattr__(name: str) -> Any:
+    # RowSlice (pandas, pyarrow) is exported here but imported only when asked for.
+    if name == "RowSlice":
+        from ._fetch_slice import RowSlice
+
+        return RowSlice
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,9 +11,7 @@ from resources import BulkWriteError, KeyRange, Log, PostgresBulkWriter, WriteRe
 from resources._locks import CREATE
 from resources._locks import key as lock_key
 
-from ._table_contract import check_table
 from .partitions import partition_for_key
-from .sources import rows_for
 from .specs import DatasetSpec
 
 if TYPE_CHECKING:
@@ -38,6 +36,11 @@ def load_dataset(
 ) -> list[PartitionLoad]:
     """Write each partition in turn, each one atomic: a failure in partition k leaves
     partitions before it committed and k itself untouched, so a re-run converges."""
+    # Imported by the run that loads: the table contract and the sources need pandas and
+    # pyarrow, which loading the definitions does not.
+    from ._table_contract import check_table
+    from .sources import rows_for
+
     if spec.ddl:
         run_ddl(writer, spec)
     # Before any fetch: a table that cannot take the declared columns fails in one query,

@@ -4,11 +4,12 @@ its writer class and one entry here."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
-from ._append_writers import CopyWriter, ExecutemanyWriter, InsertWriter
-from ._mode_writer import ModeWriter
-from ._staged_writers import UpdateWriter, UpsertWriter
+if TYPE_CHECKING:
+    from ._mode_writer import ModeWriter
 
 __all__ = ["WRITE_MODES", "WriteMode", "write_mode"]
 
@@ -18,7 +19,10 @@ class WriteMode:
     """One way of writing rows."""
 
     name: str
-    writer: type[ModeWriter]
+    #: Its writer class as ``"module:Class"`` within this package, imported on first use:
+    #: the writers need asyncpg, pandas and pyarrow (0.7 s of CPU to import), which loading
+    #: the definitions, in every run worker and code server, does not.
+    writer_class: str
     #: One line for docs and errors.
     summary: str
     #: Running it again adds its rows again. Such a write is never sent again after a COMMIT
@@ -36,6 +40,13 @@ class WriteMode:
     binary_copy: bool = False
 
     @property
+    def writer(self) -> type[ModeWriter]:
+        module, _, name = self.writer_class.partition(":")
+        return cast(
+            "type[ModeWriter]", getattr(importlib.import_module(f".{module}", __package__), name)
+        )
+
+    @property
     def needs_keys(self) -> bool:
         return self.staged
 
@@ -48,12 +59,16 @@ class WriteMode:
 WRITE_MODES: dict[str, WriteMode] = {
     mode.name: mode
     for mode in (
-        WriteMode("copy", CopyWriter, "binary COPY ... FROM STDIN", binary_copy=True),
-        WriteMode("executemany", ExecutemanyWriter, "one prepared INSERT, pipelined"),
-        WriteMode("insert", InsertWriter, "multi-row INSERT ... VALUES"),
+        WriteMode(
+            "copy", "_append_writers:CopyWriter", "binary COPY ... FROM STDIN", binary_copy=True
+        ),
+        WriteMode(
+            "executemany", "_append_writers:ExecutemanyWriter", "one prepared INSERT, pipelined"
+        ),
+        WriteMode("insert", "_append_writers:InsertWriter", "multi-row INSERT ... VALUES"),
         WriteMode(
             "update",
-            UpdateWriter,
+            "_staged_writers:UpdateWriter",
             "staged, then one UPDATE ... FROM matched on key_columns",
             appends=False,
             inserts=False,
@@ -62,7 +77,7 @@ WRITE_MODES: dict[str, WriteMode] = {
         ),
         WriteMode(
             "upsert",
-            UpsertWriter,
+            "_staged_writers:UpsertWriter",
             "staged, then one INSERT ... ON CONFLICT (key_columns) DO UPDATE",
             appends=False,
             staged=True,

@@ -6,8 +6,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._sequences import merge_maxima
-
 # Seconds between progress lines of one write.
 REPORT_EVERY = 2.0
 
@@ -38,7 +36,7 @@ class Stats:
     table: str = ""
     started: float = field(default_factory=time.perf_counter)
     maxima: dict[str, int] = field(default_factory=dict)
-    #: When the last progress line went out (None: none yet; the first chunk always reports).
+    #: When the last progress line went out (None: none yet).
     reported: float | None = None
 
     def add(self, chunk: Chunk, affected: int) -> None:
@@ -48,14 +46,17 @@ class Stats:
         self.duplicates += chunk.duplicates
         self.rejected += len(chunk.rejects)
         self.rejects_table = chunk.rejects_table or self.rejects_table
-        merge_maxima(self.maxima, chunk.maxima)
+        for name, value in chunk.maxima.items():
+            self.maxima[name] = max(value, self.maxima.get(name, value))
 
 
 def report(log: Log, request: WriteRequest, stats: Stats) -> None:
-    """A progress line for the run log, at most one per REPORT_EVERY seconds: each line is a
-    row in Dagster's event storage, and a fast load would otherwise write one per chunk."""
+    """A progress line for the run log, once REPORT_EVERY seconds have passed since the write
+    began or since the last line: each line is a row in Dagster's event storage. A write done
+    sooner says everything in its summary line; reporting its first chunk too cost the
+    single-run backfill of 100 ``users`` partitions 100 of its 523 event-log rows."""
     now = time.perf_counter()
-    if stats.reported is not None and now - stats.reported < REPORT_EVERY:
+    if now - (stats.started if stats.reported is None else stats.reported) < REPORT_EVERY:
         return
     stats.reported = now
     elapsed = now - stats.started

@@ -23,8 +23,6 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from asyncpg import connect_utils
-
 __all__ = [
     "MASK",
     "MalformedDsnError",
@@ -197,7 +195,11 @@ def dsn_secrets(dsn: str) -> Secrets:
 
 
 def _driver_password(dsn: str) -> str | None:
-    # The parser's keyword arguments differ between asyncpg versions: all but dsn are unset.
+    # Imported here: fetch errors mask URLs with this module, and asyncpg is not needed to
+    # load definitions. The parser's keyword arguments differ between asyncpg versions: all
+    # but dsn are unset.
+    from asyncpg import connect_utils
+
     parse = connect_utils._parse_connect_dsn_and_args
     names = inspect.signature(parse).parameters
     _, params = parse(**{name: dsn if name == "dsn" else None for name in names})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from ._sources import is_replayable
 from .errors import BadValueError, BulkWriteError
 
 __all__ = ["Opened", "RowLocator"]
@@ -30,6 +29,8 @@ class Opened:
     from the start) opens a new one."""
 
     def __init__(self, data: Any) -> None:
+        from ._sources import is_replayable  # pandas: not with the package's import
+
         self.locator: RowLocator | None = data if isinstance(data, RowLocator) else None
         self.data = data
         if is_replayable(data) and callable(data) and self.locator is None:

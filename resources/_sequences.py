@@ -53,11 +53,6 @@ def column_maxima(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, int]:
     return maxima
 
 
-def merge_maxima(into: dict[str, int], more: Mapping[str, int]) -> None:
-    for name, value in more.items():
-        into[name] = max(value, into.get(name, value))
-
-
 async def advance_sequences(
     conn: asyncpg.Connection, info: TableInfo, maxima: Mapping[str, int]
 ) -> list[str]:

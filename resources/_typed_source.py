@@ -7,13 +7,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ._catalog import ColumnInfo, describe_table
-from ._catalog_cache import cached, keep
-from ._guards import connection, round_trip
-from ._request import WriteRequest
-
 if TYPE_CHECKING:
     from asyncpg.pool import Pool
+
+    from ._catalog import ColumnInfo
+    from ._request import WriteRequest
 
 __all__ = ["TableTypedSource", "with_table_types"]
 
@@ -35,6 +33,12 @@ async def with_table_types(pool: Pool, request: WriteRequest) -> WriteRequest:
     source = request.data
     if not isinstance(source, TableTypedSource):
         return request
+    # Imported here, by the write: the package exports TableTypedSource, and loading the
+    # definitions must not import asyncpg and pandas with it.
+    from ._catalog import describe_table
+    from ._catalog_cache import cached, keep
+    from ._guards import connection, round_trip
+
     info = cached(pool, request.schema, request.table)
     if info is None:
         async with connection(pool, request) as conn, round_trip(conn, request, "table lookup"):

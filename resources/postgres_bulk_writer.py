@@ -9,21 +9,23 @@ import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from ._engine import execute_write
 from ._limits import Pooler, SessionLimits
 from ._progress import Log
 from ._request import WriteOptions, WriteRequest
-from ._retry import backoff
-from ._session import Session, bridge
-from ._sources import Data
-from ._statement import Statement, run_statement
 from .errors import NoDatabaseError, TransientWriteError
 from .write_result import WriteResult
+
+# The engine (asyncpg, pandas, pyarrow: 0.7 s of CPU to import) is imported by the first
+# write, not with the resource: every code server and run worker loads the definitions, and
+# most of them never write.
+if TYPE_CHECKING:
+    from ._session import Session
+    from ._sources import Data
 
 __all__ = ["PostgresBulkWriter"]
 
@@ -251,6 +253,9 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
 
     def _connect(self) -> Session:
         """Open the pool, retrying a server that is restarting or momentarily full."""
+        from ._retry import backoff
+        from ._session import Session
+
         dsn = self.resolve_dsn()
         limits = self._limits()
         attempt = 0
@@ -316,6 +321,8 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
                 f"write({table!r}, ...) got an async iterable inside a running event loop, which "
                 "it would have to block to consume: use `await writer.awrite(...)` instead"
             )
+        from ._engine import execute_write
+
         request = self._request(table, data, options)
         session = self._acquire_session()
         try:
@@ -326,6 +333,9 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
     async def awrite(self, table: str, data: Data, **options: Unpack[WriteOptions]) -> WriteResult:
         """The awaitable twin of :meth:`write`, with the same arguments, for async assets and
         plain asyncio code. Async iterables are consumed on the caller's event loop."""
+        from ._engine import execute_write
+        from ._session import bridge
+
         if isinstance(data, AsyncIterable):
             data = bridge(data, asyncio.get_running_loop())
         request = self._request(table, data, options)
@@ -360,6 +370,8 @@ class PostgresBulkWriter(ConfigurableResource):  # type: ignore[type-arg]
         return self._call(sql, rows)
 
     def _call(self, sql: str, work: Callable[[Any], Awaitable[T]]) -> T:
+        from ._statement import Statement, run_statement
+
         statement = Statement.of(sql, self._timeout(), self._limits().per_transaction())
         session = self._acquire_session()
         try:

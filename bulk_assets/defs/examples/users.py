@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from bulk_assets import ChecksSpec, ChunkPartitions, Partition, dataset, datasets_component
-from bulk_assets.generators import users_frame
+
+# pandas and the generators are imported when a partition is generated, not when definitions
+# load: every run worker loads every dataset, and importing pandas costs 0.6 s of CPU.
+if TYPE_CHECKING:
+    import pandas as pd
 
 USERS_DDL = """
 CREATE TABLE IF NOT EXISTS users (
@@ -28,6 +32,8 @@ CREATE TABLE IF NOT EXISTS users (
 def users(part: Partition) -> pd.DataFrame:
     """Synthetic users (id, name, email): each partition replaces its 10,000 ids by COPY in
     one transaction."""
+    from bulk_assets.generators import users_frame
+
     return users_frame(part.start, part.end)
 
 
