@@ -7,7 +7,6 @@ import copy
 import dataclasses
 import functools
 import logging
-import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from pydantic import Field, PrivateAttr
 from resources import KeyRange
 
 from ._fetch_batches import ArrowRead, read_ahead, shaped
-from ._fetch_errors import FetchError, Where, scrubbed
+from ._fetch_errors import FetchError, Where
 from ._fetch_formats import FileFormat, Format
 
 # The readers (pandas, pyarrow: 0.7 s of CPU to import) are imported by the first fetch, not
@@ -38,10 +37,6 @@ __all__ = ["ArrowRead", "FetchError", "Fetcher", "Format", "RowSlice"]
 
 # Options that would break the chunk contract; chunk_rows says how many rows.
 _RESERVED = frozenset({"chunksize", "iterator", "lines", "nrows", "compression"})
-# Retry pauses: full jitter (the writer's policy) up to 1 s, 2 s, 4 s ..., capped at 8 s: a
-# server that dropped many readers at once is not hit by them all again at once.
-_BACKOFF_FIRST = 0.5
-_BACKOFF_MAX = 8.0
 
 _logger = logging.getLogger(__name__)
 
@@ -305,31 +300,22 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
     ) -> Generator[pa.RecordBatch, None, None]:
         from ._fetch_arrow_read import sliced
         from ._fetch_many import adder, secrets_of
+        from ._fetch_retry import with_retries
 
-        attempt = 0
         keep = read.within
-        while True:
-            yielded = False
+
+        def attempt() -> Iterator[pa.RecordBatch]:
             skipped = [0]
             counted = dataclasses.replace(read, skipped=adder(skipped))
-            trail = read.trail
-            if trail is not None:
-                trail.restart()
-            try:
-                with contextlib.ExitStack() as stack:
-                    raw = self._opener().read(chosen, source, counted, stack, [], readers)
-                    for batch in sliced(shape(raw), keep, source.where, adder(skipped), trail):
-                        yielded = True
-                        yield batch
-                self._skipped(source, keep, skipped[0])
-                return
-            except FetchError as exc:
-                failure = scrubbed(exc, secrets_of(source))
-                retry = not yielded and exc.transient and attempt < self.retries
-            if not retry:
-                raise failure
-            attempt += 1
-            time.sleep(self._pause(failure, attempt))
+            if read.trail is not None:
+                read.trail.restart()
+            with contextlib.ExitStack() as stack:
+                raw = self._opener().read(chosen, source, counted, stack, [], readers)
+                yield from sliced(shape(raw), keep, source.where, adder(skipped), read.trail)
+            self._skipped(source, keep, skipped[0])
+
+        log = self._log or _logger
+        yield from with_retries(attempt, retries=self.retries, secrets=secrets_of(source), log=log)
 
     def _chunk_rows(self, chunk_rows: int | None) -> int:
         rows = self.chunk_rows if chunk_rows is None else chunk_rows
@@ -342,68 +328,46 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             where = source.where.location
             (self._log or _logger).info(f"{where}: skipped {skipped:,} rows outside {keep.label}")
 
-    def _pause(self, failure: FetchError, attempt: int) -> float:
-        from resources._retry import backoff
-
-        pause = backoff(attempt, base=_BACKOFF_FIRST, cap=_BACKOFF_MAX)
-        (self._log or _logger).warning(
-            "%s; retrying in %.1f s (attempt %d of %d)",
-            failure,
-            pause,
-            attempt + 1,
-            self.retries + 1,
-        )
-        return pause
-
     def _frames(
         self, chosen: FileFormat, source: Source, shape: Shape, read: ReadRequest
     ) -> Generator[pd.DataFrame, None, None]:
         from ._fetch_located import Located
         from ._fetch_many import adder, secrets_of
+        from ._fetch_retry import with_retries
         from ._fetch_trail import handed
 
-        attempt = 0
         keep = read.within
-        secrets = secrets_of(source)
-        while True:
-            yielded = False
+
+        def attempt() -> Iterator[pd.DataFrame]:
             skipped = [0]
             counted = dataclasses.replace(read, skipped=adder(skipped))
             if read.trail is not None:
                 read.trail.restart()
-            try:
-                with contextlib.ExitStack() as stack:
-                    empty: pd.DataFrame | None = None
-                    current: list[Where] = []
-                    # A fresh copy each attempt: the shape counts rows, and an attempt may have
-                    # shaped (and filtered away) chunks before failing.
-                    located = Located(copy.copy(shape), source.where, current)
-                    for frame in self._raw_chunks(chosen, source, counted, stack, current):
-                        chunk = located(frame)
-                        if keep is not None:
-                            chunk, dropped = keep.frame(chunk, source.where)
-                            skipped[0] += dropped
-                            if not len(chunk):
-                                # Held back: a slice with no rows still gives one empty frame.
-                                empty = chunk
-                                continue
-                            handed(read.trail, chunk)
-                        yielded = True
-                        yield chunk
-                    if keep is not None and not yielded and empty is not None:
-                        yielded = True
-                        yield empty
-                self._skipped(source, keep, skipped[0])
-                return
-            except FetchError as exc:
-                failure = scrubbed(exc, secrets)
-                retry = not yielded and exc.transient and attempt < self.retries
-            if not retry:
-                # Raised here, outside the except block: a scrubbed copy must not carry the
-                # original, whose text holds a secret, as its __context__.
-                raise failure
-            attempt += 1
-            time.sleep(self._pause(failure, attempt))
+            with contextlib.ExitStack() as stack:
+                empty: pd.DataFrame | None = None
+                given = False
+                current: list[Where] = []
+                # A fresh copy each attempt: the shape counts rows, and an attempt may have
+                # shaped (and filtered away) chunks before failing.
+                located = Located(copy.copy(shape), source.where, current)
+                for frame in self._raw_chunks(chosen, source, counted, stack, current):
+                    chunk = located(frame)
+                    if keep is not None:
+                        chunk, dropped = keep.frame(chunk, source.where)
+                        skipped[0] += dropped
+                        if not len(chunk):
+                            # Held back: a slice with no rows still gives one empty frame.
+                            empty = chunk
+                            continue
+                        handed(read.trail, chunk)
+                    given = True
+                    yield chunk
+                if keep is not None and not given and empty is not None:
+                    yield empty
+            self._skipped(source, keep, skipped[0])
+
+        log = self._log or _logger
+        yield from with_retries(attempt, retries=self.retries, secrets=secrets_of(source), log=log)
 
     def _raw_chunks(
         self,
