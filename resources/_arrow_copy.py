@@ -8,8 +8,9 @@ contract is the DataFrame one: a value it refuses raises the same :class:`BadVal
 differences, both Arrow's own: a float NaN stays NaN (Arrow tells it from NULL, pandas cannot),
 and text is taken for ``numeric`` (what a CSV reader leaves as text: exact, with its scale).
 
-A batch with a column that has no Arrow encoder gives ``None``: :func:`to_frame` turns it into
-a DataFrame for the plain path.
+Each encoder checks its column and hands it on as a wire array that pgpq frames into rows
+(:mod:`._arrow_frame`). A batch with a column that has no Arrow encoder gives ``None``:
+:func:`to_frame` turns it into a DataFrame for the plain path.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
+from ._arrow_frame import Wire, bridged, frame_wires, native
 from ._arrow_numeric import encode_decimal, encode_text_numeric
 from ._binary_columns import float_fields, int_float_fields, integer_numeric, split_sign
-from ._binary_copy import encode_rows
-from ._binary_fields import Column, Fallback, Part, fixed
-from ._binary_text import TEXT_ENCODERS
+from ._binary_fields import Column, Fallback, Part
+from ._binary_text import TEXT_ENCODERS, checked_json
 from ._catalog import TableInfo
 
 __all__ = ["encode_batch", "to_frame"]
@@ -42,7 +43,12 @@ _MAX_DAYS = _MAX_US // _US_PER_DAY
 _UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _UTC_NAMES = frozenset({"UTC", "utc", "Etc/UTC", "+00:00", "UTC+00:00"})
 
-_Encoder = Callable[[ArrowColumn], list[Part]]
+_Encoder = Callable[[ArrowColumn], Wire]
+_INT_TYPES = {
+    "int2": (np.int16, pa.int16()),
+    "int4": (np.int32, pa.int32()),
+    "int8": (np.int64, pa.int64()),
+}
 
 
 def encode_batch(
@@ -82,7 +88,15 @@ def encode_batch(
         )
         for name in columns
     )
-    return encode_rows(batch.num_rows, len(columns), zip(made, encoders, strict=True))
+    wires = []
+    try:
+        for column, encoder in zip(made, encoders, strict=True):
+            if (column.not_null or column.info.required) and column.na.any():
+                column.refuse()
+            wires.append(encoder(column))
+    except Fallback:
+        return None
+    return frame_wires(wires, batch.num_rows)
 
 
 def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
@@ -95,8 +109,8 @@ def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
         if is_int:
             return _encode_int_numeric
         if pa.types.is_decimal128(arrow_type):
-            return encode_decimal
-        return encode_text_numeric if _is_string(arrow_type) else None
+            return _bridge(encode_decimal)
+        return _bridge(encode_text_numeric) if _is_string(arrow_type) else None
     if base == "bool":
         return _encode_bool if pa.types.is_boolean(arrow_type) else None
     if base in TEXT_ENCODERS:
@@ -108,6 +122,10 @@ def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
     return None
 
 
+def _bridge(encode: Callable[[ArrowColumn], list[Part]]) -> _Encoder:
+    return lambda col: bridged(encode(col), col.na)
+
+
 def _is_string(arrow_type: pa.DataType) -> bool:
     return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
 
@@ -115,7 +133,7 @@ def _is_string(arrow_type: pa.DataType) -> bool:
 # -- numbers --------------------------------------------------------------------------------
 
 
-def _encode_int(col: ArrowColumn) -> list[Part]:
+def _encode_int(col: ArrowColumn) -> Wire:
     int_range = col.info.int_range
     assert int_range is not None  # only smallint, integer and bigint columns come here
     low, high = int_range
@@ -129,24 +147,27 @@ def _encode_int(col: ArrowColumn) -> list[Part]:
         ints = numbers(col, 0, np.int64)
         if (valid & ((ints < low) | (ints > high))).any():
             col.refuse()
-    size = {"int2": 2, "int4": 4, "int8": 8}[col.info.base_type]
-    return fixed(ints.astype(f">i{size}"), col.na)
+    np_type, arrow_type = _INT_TYPES[col.info.base_type]
+    if col.arr.type == arrow_type:
+        return Wire(col.arr)
+    return native(ints.astype(np_type), col.na, arrow_type)
 
 
-def _encode_float(col: ArrowColumn) -> list[Part]:
+def _encode_float(col: ArrowColumn) -> Wire:
     if pa.types.is_integer(col.arr.type):
         if pa.types.is_unsigned_integer(col.arr.type):
             raise Fallback
-        return int_float_fields(col, numbers(col, 0, np.int64))
-    return float_fields(col, numbers(col, np.nan, np.float64))
+        return bridged(int_float_fields(col, numbers(col, 0, np.int64)), col.na)
+    if col.info.base_type == "float8":
+        return Wire(col.arr if col.arr.type == pa.float64() else col.arr.cast(pa.float64()))
+    return bridged(float_fields(col, numbers(col, np.nan, np.float64)), col.na)
 
 
-def _encode_bool(col: ArrowColumn) -> list[Part]:
-    flags = numbers(col, False, np.bool_)
-    return fixed(flags.view(np.uint8), col.na)
+def _encode_bool(col: ArrowColumn) -> Wire:
+    return Wire(col.arr)
 
 
-def _encode_int_numeric(col: ArrowColumn) -> list[Part]:
+def _encode_int_numeric(col: ArrowColumn) -> Wire:
     scale = col.info.numeric_scale
     if scale is not None and scale < 0:
         raise Fallback  # multiples of 10**-scale only: the plain path checks each value
@@ -155,13 +176,13 @@ def _encode_int_numeric(col: ArrowColumn) -> list[Part]:
         negative = np.zeros(len(magnitude), dtype=bool)
     else:
         magnitude, negative = split_sign(numbers(col, 0, np.int64))
-    return integer_numeric(col, magnitude, negative, scale)
+    return bridged(integer_numeric(col, magnitude, negative, scale), col.na)
 
 
 # -- text, uuid, json ---------------------------------------------------------------------------
 
 
-def _encode_text(col: ArrowColumn) -> list[Part]:
+def _encode_text(col: ArrowColumn) -> Wire:
     arr = col.arr if pa.types.is_large_string(col.arr.type) else col.arr.cast(pa.large_string())
     series = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr])), copy=False)
     shared = Column(
@@ -172,13 +193,16 @@ def _encode_text(col: ArrowColumn) -> list[Part]:
         row_offset=col.row_offset,
         not_null=col.not_null,
     )
-    return TEXT_ENCODERS[col.info.base_type](shared)
+    base = col.info.base_type
+    if base in ("json", "jsonb"):
+        return Wire(checked_json(shared), jsonb=base == "jsonb")
+    return bridged(TEXT_ENCODERS[base](shared), col.na)
 
 
 # -- dates and times ------------------------------------------------------------------------
 
 
-def _encode_timestamp(col: ArrowColumn) -> list[Part]:
+def _encode_timestamp(col: ArrowColumn) -> Wire:
     arrow_type = col.arr.type
     aware = arrow_type.tz is not None
     valid = ~col.na
@@ -201,10 +225,11 @@ def _encode_timestamp(col: ArrowColumn) -> list[Part]:
     values = micros - _PG_EPOCH_US
     values = np.where(micros == _MAX_US, np.int64(0x7FFF_FFFF_FFFF_FFFF), values)
     values = np.where(micros == _MIN_US, np.int64(-0x8000_0000_0000_0000), values)
-    return fixed(values.astype(">i8"), col.na)
+    # timestamp and timestamptz send 8-byte microseconds since 2000: an int8's bytes.
+    return native(values, col.na, pa.int64())
 
 
-def _encode_date(col: ArrowColumn) -> list[Part]:
+def _encode_date(col: ArrowColumn) -> Wire:
     days = numbers(col.with_arr(col.arr.cast(pa.int32())), 0, np.int64)
     valid = ~col.na
     if (valid & ((days < _MIN_DAYS) | (days > _MAX_DAYS))).any():
@@ -212,4 +237,5 @@ def _encode_date(col: ArrowColumn) -> list[Part]:
     values = (days - _PG_EPOCH_DAYS).astype(np.int32)
     values = np.where(days == _MAX_DAYS, np.int32(0x7FFF_FFFF), values)
     values = np.where(days == _MIN_DAYS, np.int32(-0x8000_0000), values)
-    return fixed(values.astype(">i4"), col.na)
+    # date sends 4-byte days since 2000: an int4's bytes.
+    return native(values, col.na, pa.int32())

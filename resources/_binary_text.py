@@ -100,23 +100,32 @@ def encode_uuid(col: Column) -> list[Part]:
     return [lengths(np.full(n, 16), col.na), ragged(packed.reshape(-1), 16 * valid)]
 
 
-def encode_json(col: Column) -> list[Part]:
+def checked_json(col: Column) -> pa.Array:
+    """The column as large_string once every value is a JSON document the column takes."""
     arr = _strings(col)
-    offsets, data = _buffers(arr)
     if not all_json(arr):
         col.refuse()
+    if col.info.base_type == "jsonb":
+        offsets, data = _buffers(arr)
+        used = data[offsets[0] : offsets[-1]]
+        # jsonb has no U+0000: neither the raw byte nor its escape (an escaped backslash before
+        # "u0000" is fine, and valid JSON never ends in a backslash, so one search spans all
+        # rows).
+        if (used == 0).any():
+            col.refuse()
+        raw = used.tobytes()
+        # The plain substring search runs at memchr speed; the regex only where it can match.
+        if b"\\u0000" in raw and _JSON_NUL.search(raw) is not None:
+            col.refuse()
+    return arr
+
+
+def encode_json(col: Column) -> list[Part]:
+    arr = checked_json(col)
+    offsets, _ = _buffers(arr)
     sizes = np.diff(offsets)
     if col.info.base_type == "json":
         return [lengths(sizes, col.na), arr.cast(pa.large_binary())]
-    used = data[offsets[0] : offsets[-1]]
-    # jsonb has no U+0000: neither the raw byte nor its escape (an escaped backslash before
-    # "u0000" is fine, and valid JSON never ends in a backslash, so one search spans all rows).
-    if (used == 0).any():
-        col.refuse()
-    raw = used.tobytes()
-    # The plain substring search runs at memchr speed; the regex only where it can match.
-    if b"\\u0000" in raw and _JSON_NUL.search(raw) is not None:
-        col.refuse()
     # jsonb's send format is a version byte (1) before the text.
     words = lengths(sizes + 1, col.na)
     if not col.na.any():

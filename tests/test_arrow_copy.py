@@ -95,6 +95,18 @@ def test_an_arrow_column_loads_as_the_plain_path_loads_it(
     assert twin.load_fast(frame, payload) == twin.load_plain(frame, twin.records(frame))
 
 
+def test_every_case_side_by_side_in_one_batch_loads_as_the_plain_path(twin: Twin) -> None:
+    """Rows framed from many columns at once, NULLs in different rows of each: the framer
+    interleaves the columns' fields row by row."""
+    names = {f"c{i}": sql_type for i, (sql_type, _) in enumerate(CASES)}
+    info = twin.create(names)
+    batch = _batch(**{f"c{i}": values for i, (_, values) in enumerate(CASES)})
+    payload = encode_batch(batch, info, batch.schema.names, row_offset=ROW_OFFSET)
+    assert payload is not None, "every case has an Arrow encoder"
+    frame = to_frame(batch)
+    assert twin.load_fast(frame, payload) == twin.load_plain(frame, twin.records(frame))
+
+
 @pytest.mark.parametrize(
     ("sql_type", "values", "bad_row"),
     [
