@@ -22,11 +22,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
-from ._arrow_frame import Wire, bridged, frame_wires, native
+from ._arrow_frame import as_wire, bridged, frame_wires, native
 from ._arrow_numeric import encode_decimal, encode_text_numeric
 from ._binary_columns import float_fields, int_float_fields, integer_numeric, split_sign
-from ._binary_fields import Column, Fallback, Part
-from ._binary_text import TEXT_ENCODERS, checked_json
+from ._binary_fields import Column, Fallback, Part, Wire
+from ._binary_text import TEXT_ENCODERS
 from ._catalog import TableInfo
 
 __all__ = ["encode_batch", "to_frame"]
@@ -193,10 +193,7 @@ def _encode_text(col: ArrowColumn) -> Wire:
         row_offset=col.row_offset,
         not_null=col.not_null,
     )
-    base = col.info.base_type
-    if base in ("json", "jsonb"):
-        return Wire(checked_json(shared), jsonb=base == "jsonb")
-    return bridged(TEXT_ENCODERS[base](shared), col.na)
+    return as_wire(TEXT_ENCODERS[col.info.base_type](shared), col.na)
 
 
 # -- dates and times ------------------------------------------------------------------------

@@ -15,7 +15,6 @@ of length words and byte swaps; the binary COPY the server reads is byte for byt
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,9 +24,9 @@ import pyarrow.compute as pc
 from pgpq import encoders as pe
 from pgpq.schema import Jsonb
 
-from ._binary_fields import Fallback, Part
+from ._binary_fields import Fallback, Part, Wire
 
-__all__ = ["Wire", "bridged", "frame_wires", "native"]
+__all__ = ["as_wire", "bridged", "frame_wires", "native"]
 
 # The binary COPY trailer pgpq writes last (its header comes from write_header, apart): the
 # writer frames its whole stream itself.
@@ -44,19 +43,17 @@ _BUILDERS: dict[pa.DataType, _Builder] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Wire:
-    """One column's values in a form pgpq frames; ``jsonb`` puts jsonb's version byte first."""
+def _builder(wire: Wire, field: pa.Field) -> Any:
+    if wire.jsonb:
+        return pe.LargeStringEncoderBuilder.new_with_output(field, Jsonb())
+    if pa.types.is_fixed_size_binary(wire.arr.type):
+        return pe.FixedSizeBinaryEncoderBuilder(field)
+    return _BUILDERS[wire.arr.type](field)
 
-    arr: pa.Array
-    jsonb: bool = False
 
-    def builder(self, field: pa.Field) -> Any:
-        if self.jsonb:
-            return pe.LargeStringEncoderBuilder.new_with_output(field, Jsonb())
-        if pa.types.is_fixed_size_binary(self.arr.type):
-            return pe.FixedSizeBinaryEncoderBuilder(field)
-        return _BUILDERS[self.arr.type](field)
+def as_wire(encoded: list[Part] | Wire, na: np.ndarray) -> Wire:
+    """What an encoder gave, as the framer takes it."""
+    return encoded if isinstance(encoded, Wire) else bridged(encoded, na)
 
 
 def bridged(parts: list[Part], na: np.ndarray) -> Wire:
@@ -93,7 +90,7 @@ def frame_wires(wires: Sequence[Wire], n: int) -> memoryview:
     schema = pa.schema(fields)
     encoder = pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(
         schema,
-        {field.name: wire.builder(field) for field, wire in zip(fields, wires, strict=True)},
+        {field.name: _builder(wire, field) for field, wire in zip(fields, wires, strict=True)},
     )
     encoder.write_header()
     body = encoder.write_batch(pa.RecordBatch.from_arrays([w.arr for w in wires], schema=schema))

@@ -2,8 +2,8 @@
 
 The plain path (:func:`._records.frame_to_values`, then asyncpg encoding each value) spends
 about 4x the server's own ingest time on a wide table. Here every column is checked and encoded
-with whole-column numpy / Arrow operations (:mod:`._binary_columns`) and the rows are assembled
-by one Arrow kernel, so encoding a chunk costs clearly less than the server needs to load it.
+with whole-column numpy / Arrow operations (:mod:`._binary_columns`) and pgpq frames the rows
+(:mod:`._arrow_frame`), so encoding a chunk costs clearly less than the server needs to load it.
 
 The type contract is that of :func:`._convert.convert_column`: the same values are accepted, the
 same are refused with the same :class:`BadValueError`. A chunk with a column the fast path
@@ -13,25 +13,22 @@ cannot encode exactly gives ``None``, and the caller converts it the plain way.
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ._arrow_frame import as_wire, frame_wires
 from ._binary_columns import encoder_for
-from ._binary_fields import Column, Encodable, Fallback, Part
+from ._binary_fields import Column, Fallback
 from ._catalog import TableInfo
 
-__all__ = ["assemble_rows", "copy_data", "copy_file", "encode_frame", "encode_rows"]
+__all__ = ["copy_data", "copy_file", "encode_frame"]
 
 # Signature, flags (no OIDs), header extension length: the binary COPY file header. This
 # module is their one owner: encode_frame gives rows only, copy_data frames a stream of them.
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
-_EMPTY = pa.scalar(b"", pa.large_binary())
 
 
 def encode_frame(
@@ -80,28 +77,15 @@ def encode_frame(
         )
         for name in columns
     )
-    return encode_rows(n, len(columns), zip(made, encoders, strict=True))
-
-
-C = TypeVar("C", bound=Encodable)
-
-
-def encode_rows(
-    n: int, width: int, columns: Iterable[tuple[C, Callable[[C], list[Part]]]]
-) -> memoryview | None:
-    """``n`` rows of ``width`` fields, each column encoded by its encoder (columns made lazily,
-    so one that falls back stops the rest); ``None`` if any column falls back."""
-    if n == 0:
-        return memoryview(b"")
-    parts: list[Part] = [np.frombuffer(struct.pack(">h", width) * n, np.uint8).reshape(n, 2)]
+    wires = []
     try:
-        for column, encoder in columns:
+        for column, encoder in zip(made, encoders, strict=True):
             if (column.not_null or column.info.required) and column.na.any():
                 column.refuse()
-            parts.extend(encoder(column))
+            wires.append(as_wire(encoder(column), column.na))
     except Fallback:
         return None
-    return assemble_rows(parts, n)
+    return frame_wires(wires, n)
 
 
 async def copy_data(rows: AsyncIterable[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
@@ -115,43 +99,3 @@ async def copy_data(rows: AsyncIterable[bytes | memoryview]) -> AsyncIterator[by
 def copy_file(rows: bytes | memoryview) -> bytes:
     """One block of encoded rows as a whole binary COPY file, e.g. for ``COPY FROM`` a file."""
     return b"".join((_HEADER, rows, _TRAILER))
-
-
-def assemble_rows(parts: list[Part], n: int) -> memoryview:
-    """Row i of the result is row i of every part, in order."""
-    # Neighbouring fixed-size blocks merge with strided copies; one Arrow kernel then
-    # concatenates the remaining parts row by row (about 0.1 us/row for 13 parts, 1M rows).
-    merged: list[Part] = []
-    run: list[np.ndarray] = []
-    for part in [*parts, None]:
-        if isinstance(part, np.ndarray):
-            run.append(part)
-            continue
-        if run:
-            merged.append(np.concatenate(run, axis=1) if len(run) > 1 else run[0])
-            run = []
-        if part is not None:
-            merged.append(part)
-    if len(merged) == 1:
-        block = merged[0]
-        assert isinstance(block, np.ndarray)
-        return np.ascontiguousarray(block).data.cast("B")
-    arrays = [_as_arrow(part, n) for part in merged]
-    joined = pc.binary_join_element_wise(
-        *arrays, _EMPTY, null_handling="replace", null_replacement=b""
-    )
-    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)
-    data = joined.buffers()[2]
-    return memoryview(data).cast("B")[offsets[0] : offsets[n]]
-
-
-def _as_arrow(part: Part, n: int) -> pa.Array:
-    if not isinstance(part, np.ndarray):
-        return part
-    width = part.shape[1]
-    offsets = np.arange(0, width * n + 1, width, dtype=np.int64)
-    return pa.Array.from_buffers(
-        pa.large_binary(),
-        n,
-        [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(part))],
-    )

@@ -21,8 +21,19 @@ from ._catalog import ColumnInfo
 from ._convert import convert_column
 
 # A field part: an (n, k) uint8 block (k bytes in every row) or an Arrow large_binary array
-# (a different length per row). The assembler concatenates the parts row by row.
+# (a different length per row); the framer (:mod:`._arrow_frame`) takes a column's parts as
+# its length words and values.
 Part: TypeAlias = np.ndarray | pa.Array
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A column's values as the framer writes them (:mod:`._arrow_frame`): an Arrow array whose
+    send format is its own (integers, doubles, booleans, text), or each field's bytes made
+    beforehand (binary); ``jsonb`` puts jsonb's version byte before each text."""
+
+    arr: pa.Array
+    jsonb: bool = False
 
 
 class Fallback(Exception):
@@ -65,7 +76,7 @@ class Column:
         raise Fallback
 
 
-Encoder = Callable[[Column], list[Part]]
+Encoder = Callable[[Column], list[Part] | Wire]
 
 
 def lengths(sizes: np.ndarray, null: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._binary_fields import Column, Encoder, Fallback, Part, fixed, lengths, ragged
+from ._binary_fields import Column, Encoder, Fallback, Part, Wire, fixed, lengths, ragged
 from ._json_check import all_json
 
 # Text types whose binary form is the UTF-8 bytes: name and citext keep the plain path.
@@ -120,23 +120,8 @@ def checked_json(col: Column) -> pa.Array:
     return arr
 
 
-def encode_json(col: Column) -> list[Part]:
-    arr = checked_json(col)
-    offsets, _ = _buffers(arr)
-    sizes = np.diff(offsets)
-    if col.info.base_type == "json":
-        return [lengths(sizes, col.na), arr.cast(pa.large_binary())]
-    # jsonb's send format is a version byte (1) before the text.
-    words = lengths(sizes + 1, col.na)
-    if not col.na.any():
-        # One fixed block (length and version) merges with its neighbours: one part less to join.
-        return [
-            np.hstack((words, np.ones((len(words), 1), dtype=np.uint8))),
-            arr.cast(pa.large_binary()),
-        ]
-    valid = ~col.na
-    version = ragged(np.ones(int(valid.sum()), dtype=np.uint8), valid.astype(np.int64))
-    return [words, version, arr.cast(pa.large_binary())]
+def encode_json(col: Column) -> Wire:
+    return Wire(checked_json(col), jsonb=col.info.base_type == "jsonb")
 
 
 # The column types these encoders take, whatever the dtype: the caller checks that the column
