@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
-from ._arrow_frame import as_wire, bridged, frame_wires, native
+from ._arrow_frame import as_wire, bridged, encode_columns, native
 from ._arrow_numeric import encode_decimal, encode_text_numeric
 from ._binary_columns import float_fields, int_float_fields, integer_numeric, split_sign
 from ._binary_fields import Column, Fallback, Part, Wire
@@ -88,15 +88,7 @@ def encode_batch(
         )
         for name in columns
     )
-    wires = []
-    try:
-        for column, encoder in zip(made, encoders, strict=True):
-            if (column.not_null or column.info.required) and column.na.any():
-                column.refuse()
-            wires.append(encoder(column))
-    except Fallback:
-        return None
-    return frame_wires(wires, batch.num_rows)
+    return encode_columns(batch.num_rows, zip(made, encoders, strict=True))
 
 
 def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:

@@ -14,8 +14,8 @@ of length words and byte swaps; the binary COPY the server reads is byte for byt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pgpq
@@ -24,9 +24,11 @@ import pyarrow.compute as pc
 from pgpq import encoders as pe
 from pgpq.schema import Jsonb
 
-from ._binary_fields import Fallback, Part, Wire
+from ._binary_fields import Encodable, Fallback, Part, Wire
 
-__all__ = ["as_wire", "bridged", "frame_wires", "native"]
+__all__ = ["as_wire", "bridged", "encode_columns", "frame_wires", "native"]
+
+C = TypeVar("C", bound=Encodable)
 
 # The binary COPY trailer pgpq writes last (its header comes from write_header, apart): the
 # writer frames its whole stream itself.
@@ -79,6 +81,26 @@ def bridged(parts: list[Part], na: np.ndarray) -> Wire:
 def native(values: np.ndarray, na: np.ndarray, arrow_type: pa.DataType) -> Wire:
     """numpy values (anything where ``na``) as an Arrow array of ``arrow_type`` with NULLs."""
     return Wire(pa.array(values, arrow_type, mask=na if na.any() else None))
+
+
+def encode_columns(
+    n: int, columns: Iterable[tuple[C, Callable[[C], list[Part] | Wire]]]
+) -> memoryview | None:
+    """``n`` rows of the columns, each checked and encoded by its encoder in column order
+    (columns made lazily, so one that falls back stops the rest); ``None`` if one falls back.
+
+    Raises:
+        BadValueError: from the first column, in column order, that holds a refused value.
+    """
+    wires = []
+    try:
+        for column, encoder in columns:
+            if (column.not_null or column.info.required) and column.na.any():
+                column.refuse()
+            wires.append(as_wire(encoder(column), column.na))
+    except Fallback:
+        return None
+    return frame_wires(wires, n)
 
 
 def frame_wires(wires: Sequence[Wire], n: int) -> memoryview:

@@ -18,9 +18,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 import numpy as np
 import pandas as pd
 
-from ._arrow_frame import as_wire, frame_wires
+from ._arrow_frame import encode_columns
 from ._binary_columns import encoder_for
-from ._binary_fields import Column, Fallback
+from ._binary_fields import Column
 from ._catalog import TableInfo
 
 __all__ = ["copy_data", "copy_file", "encode_frame"]
@@ -77,15 +77,7 @@ def encode_frame(
         )
         for name in columns
     )
-    wires = []
-    try:
-        for column, encoder in zip(made, encoders, strict=True):
-            if (column.not_null or column.info.required) and column.na.any():
-                column.refuse()
-            wires.append(as_wire(encoder(column), column.na))
-    except Fallback:
-        return None
-    return frame_wires(wires, n)
+    return encode_columns(n, zip(made, encoders, strict=True))
 
 
 async def copy_data(rows: AsyncIterable[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
