@@ -28,10 +28,20 @@ from ._fetch_errors import FetchError, Where
 
 __all__ = ["STORES", "ObjectStore", "store_error"]
 
-# Arrow's error codes (from the AWS SDK) of failures that a later attempt may not meet, and
-# of credentials the store refused.
-_TRANSIENT = ("NETWORK_CONNECTION", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE")
-_REFUSED = ("ACCESS_DENIED", "SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "403")
+# What each client's errors say (through Arrow) of failures that a later attempt may not
+# meet, and of credentials the store refused: the AWS SDK's error codes, google-cloud-cpp's
+# status codes, the Azure SDK's error codes and its words for a connection it could not make.
+_S3_TRANSIENT = ("NETWORK_CONNECTION", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE")
+_S3_REFUSED = ("ACCESS_DENIED", "SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "403")
+_GCS_TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+_GCS_REFUSED = ("PERMISSION_DENIED", "UNAUTHENTICATED")
+_AZURE_TRANSIENT = (
+    "Fail to get a new connection",
+    "[ServerBusy]",
+    "[InternalError]",
+    "[OperationTimedOut]",
+)
+_AZURE_REFUSED = ("[AuthenticationFailed]", "] 403 ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,10 @@ class ObjectStore:
     secret_env: tuple[str, ...] = ()
     #: Where the credentials come from, for a message about refused ones.
     credentials: str = ""
+    #: Words of an error that a later attempt may not meet.
+    transient: tuple[str, ...] = ()
+    #: Words of an error that refuses the credentials.
+    refused: tuple[str, ...] = ()
     #: Secrets parsed out of the settings (a connection string's account key), which a
     #: client's error may quote on their own.
     parsed_secrets: Callable[[], frozenset[str]] = frozenset
@@ -69,11 +83,11 @@ def store_error(store: ObjectStore, where: Where, doing: str, exc: BaseException
     if isinstance(exc, FileNotFoundError):
         return where.error(f"{doing}: no such object in {store.title}")
     hint = ""
-    if store.credentials and any(code in text for code in _REFUSED):
+    if store.credentials and any(code in text for code in store.refused):
         hint = f"; the store refused the credentials: check {store.credentials}"
     return where.error(
         f"{doing} ({store.title}): {text}{hint}",
-        transient=any(code in text for code in _TRANSIENT),
+        transient=any(code in text for code in store.transient),
     )
 
 
@@ -117,8 +131,18 @@ STORES: dict[str, ObjectStore] = {
             _s3,
             ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_ENDPOINT_URL",
+            transient=_S3_TRANSIENT,
+            refused=_S3_REFUSED,
         ),
-        ObjectStore("gs", "Google Cloud Storage", _gcs, (), "GOOGLE_APPLICATION_CREDENTIALS"),
+        ObjectStore(
+            "gs",
+            "Google Cloud Storage",
+            _gcs,
+            (),
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            transient=_GCS_TRANSIENT,
+            refused=_GCS_REFUSED,
+        ),
         ObjectStore(
             "az",
             "Azure Blob Storage",
@@ -126,6 +150,8 @@ STORES: dict[str, ObjectStore] = {
             SECRET_ENV,
             "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with "
             "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN",
+            transient=_AZURE_TRANSIENT,
+            refused=_AZURE_REFUSED,
             parsed_secrets=azure_secrets,
         ),
     )
