@@ -12,7 +12,8 @@ Every command first creates .venv (if missing) and runs `pip install -e '.[dev]'
 when pyproject.toml changed since the last install; `bench` adds the `bench` extra (the
 other loaders it measures). `ui` uses DAGSTER_HOME=.dagster_home unless set, and starts the
 shared embedded PostgreSQL unless DATABASE_URL is set; so does `bench` (unless --dsn is
-given), which runs `python -m benchmarks` against it. `ui` and `test` set
+given), which runs `python -m benchmarks` against it. `test` installs Azurite (the Azure
+emulator of the az:// tests) into .venv/azurite with npm when npm is there. `ui` and `test` set
 BULK_ASSETS_EMBEDDED_POSTGRES=1: only there may a writer without a DSN use the embedded server.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,7 +194,25 @@ def pg(args: list[str]) -> int:
     )
 
 
+# Azurite, the Azure Blob Storage emulator the az:// tests run (npm, not PyPI): installed
+# into .venv once; about 360 MB and 25 s.
+AZURITE = "azurite@^3.37.0"
+AZURITE_PREFIX = VENV / "azurite"
+
+
+def ensure_azurite() -> None:
+    if (AZURITE_PREFIX / "node_modules" / ".bin" / "azurite-blob").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        step("no npm: the Azure Blob Storage tests skip (install Node.js and npm to run them)")
+        return
+    step(f"installing Azurite into .venv/azurite: npm install {AZURITE}")
+    run([npm, "install", "--prefix", AZURITE_PREFIX, "--no-audit", "--no-fund", AZURITE])
+
+
 def test(args: list[str]) -> int:
+    ensure_azurite()
     return replace_process([PYTHON, "-m", "pytest", *args], env={**os.environ, **EMBEDDED_OPT_IN})
 
 

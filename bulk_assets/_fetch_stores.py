@@ -5,8 +5,11 @@ Credentials come from the environment, read when a fetch starts (never at import
 SDK's own chain for S3 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_SESSION_TOKEN``, a profile or an instance role) plus ``AWS_ENDPOINT_URL`` for an
 S3-compatible server, which Arrow's S3 client does not read by itself; Google's default
-credentials for GCS; ``AZURE_STORAGE_ACCOUNT_NAME`` and ``AZURE_STORAGE_ACCOUNT_KEY`` (or
-Azure's default credential chain) for Azure.
+credentials for GCS, or ``STORAGE_EMULATOR_HOST`` for an emulator (anonymous, as Google's own
+clients go to one); for Azure ``AZURE_STORAGE_CONNECTION_STRING``, or
+``AZURE_STORAGE_ACCOUNT_NAME`` with ``AZURE_STORAGE_ACCOUNT_KEY`` or ``AZURE_STORAGE_SAS_TOKEN``
+(or Azure's default credential chain), plus ``AZURE_STORAGE_ENDPOINT`` for an emulator, a
+sovereign cloud or a private endpoint (see ``_fetch_azure``).
 """
 
 from __future__ import annotations
@@ -20,14 +23,25 @@ import pyarrow.fs as pafs
 
 from resources._redact import Secrets
 
+from ._fetch_azure import SECRET_ENV, azure_secrets, azure_settings
 from ._fetch_errors import FetchError, Where
 
 __all__ = ["STORES", "ObjectStore", "store_error"]
 
-# Arrow's error codes (from the AWS SDK) of failures that a later attempt may not meet, and
-# of credentials the store refused.
-_TRANSIENT = ("NETWORK_CONNECTION", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE")
-_REFUSED = ("ACCESS_DENIED", "SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "403")
+# What each client's errors say (through Arrow) of failures that a later attempt may not
+# meet, and of credentials the store refused: the AWS SDK's error codes, google-cloud-cpp's
+# status codes, the Azure SDK's error codes and its words for a connection it could not make.
+_S3_TRANSIENT = ("NETWORK_CONNECTION", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE")
+_S3_REFUSED = ("ACCESS_DENIED", "SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "403")
+_GCS_TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+_GCS_REFUSED = ("PERMISSION_DENIED", "UNAUTHENTICATED")
+_AZURE_TRANSIENT = (
+    "Fail to get a new connection",
+    "[ServerBusy]",
+    "[InternalError]",
+    "[OperationTimedOut]",
+)
+_AZURE_REFUSED = ("[AuthenticationFailed]", "] 403 ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +55,24 @@ class ObjectStore:
     secret_env: tuple[str, ...] = ()
     #: Where the credentials come from, for a message about refused ones.
     credentials: str = ""
+    #: Words of an error that a later attempt may not meet.
+    transient: tuple[str, ...] = ()
+    #: Words of an error that refuses the credentials.
+    refused: tuple[str, ...] = ()
+    #: Secrets parsed out of the settings (a connection string's account key), which a
+    #: client's error may quote on their own.
+    parsed_secrets: Callable[[], frozenset[str]] = frozenset
 
     def secrets(self) -> Secrets:
-        return Secrets(frozenset(v for name in self.secret_env if (v := os.environ.get(name))))
+        named = frozenset(v for name in self.secret_env if (v := os.environ.get(name)))
+        return Secrets(named | self.parsed_secrets())
 
     def open(self, where: Where, *, timeout: float) -> pafs.FileSystem:
         try:
             return self.connect(timeout)
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:  # settings that say nothing usable, before any request
+            raise store_error(self, where, "its settings cannot be used", exc) from None
+        except OSError as exc:
             raise store_error(self, where, "cannot be reached", exc) from None
 
 
@@ -59,11 +83,11 @@ def store_error(store: ObjectStore, where: Where, doing: str, exc: BaseException
     if isinstance(exc, FileNotFoundError):
         return where.error(f"{doing}: no such object in {store.title}")
     hint = ""
-    if store.credentials and any(code in text for code in _REFUSED):
+    if store.credentials and any(code in text for code in store.refused):
         hint = f"; the store refused the credentials: check {store.credentials}"
     return where.error(
         f"{doing} ({store.title}): {text}{hint}",
-        transient=any(code in text for code in _TRANSIENT),
+        transient=any(code in text for code in store.transient),
     )
 
 
@@ -93,11 +117,9 @@ def _gcs(timeout: float) -> pafs.FileSystem:
 
 
 def _azure(timeout: float) -> pafs.FileSystem:
-    account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
-    if not account:
-        raise ValueError("set AZURE_STORAGE_ACCOUNT_NAME (and AZURE_STORAGE_ACCOUNT_KEY)")
-    key = os.environ.get("AZURE_STORAGE_ACCOUNT_KEY")
-    return pafs.AzureFileSystem(account_name=account, account_key=key or None)
+    # Arrow's Azure client takes no timeout: its SDK's own retry policy applies (about 6 s
+    # against an endpoint that refuses connections).
+    return pafs.AzureFileSystem(**azure_settings().options())
 
 
 STORES: dict[str, ObjectStore] = {
@@ -109,14 +131,28 @@ STORES: dict[str, ObjectStore] = {
             _s3,
             ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
             "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_ENDPOINT_URL",
+            transient=_S3_TRANSIENT,
+            refused=_S3_REFUSED,
         ),
-        ObjectStore("gs", "Google Cloud Storage", _gcs, (), "GOOGLE_APPLICATION_CREDENTIALS"),
+        ObjectStore(
+            "gs",
+            "Google Cloud Storage",
+            _gcs,
+            (),
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            transient=_GCS_TRANSIENT,
+            refused=_GCS_REFUSED,
+        ),
         ObjectStore(
             "az",
             "Azure Blob Storage",
             _azure,
-            ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_CLIENT_SECRET"),
-            "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY",
+            SECRET_ENV,
+            "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with "
+            "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN",
+            transient=_AZURE_TRANSIENT,
+            refused=_AZURE_REFUSED,
+            parsed_secrets=azure_secrets,
         ),
     )
 }

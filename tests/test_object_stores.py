@@ -5,24 +5,27 @@ run worker; nothing is mocked in the process under test."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from _stores import (
+    BUCKET,
+    DTYPES,
+    free_port,
+    objects,
+    parts_in_sorted_order,
+    read,
+    rows,
+    server,
+)
 from dagster import DagsterInstance, materialize
 
 from bulk_assets import DatasetSpec, Fetcher, FetchError, FetchSource, TimePartitions, build_asset
@@ -31,12 +34,9 @@ from resources import KeyRange, PostgresBulkWriter
 boto3 = pytest.importorskip("boto3", reason="moto[server] (the test extra) brings boto3")
 pytest.importorskip("moto.server", reason="the test extra's moto[server] runs the S3 API")
 
-BUCKET = "exports"
-DTYPES = {"id": "int64", "at": "datetime64[us, UTC]", "name": "string"}
 # Requests moto serves before it starts checking signatures: the three IAM calls that make
 # the loader's user, its policy and its access key.
 _UNSIGNED_SETUP_CALLS = 3
-_START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -46,42 +46,12 @@ class S3:
     secret: str
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def rows(n: int = 90) -> pd.DataFrame:
-    start = pd.Timestamp("2026-01-01", tz="UTC")
-    return pd.DataFrame(
-        {
-            "id": range(1, n + 1),
-            "at": [start + pd.Timedelta(days=i) for i in range(n)],
-            "name": [f"row {i}" for i in range(n)],
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def moto() -> Iterator[S3]:
     port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(_UNSIGNED_SETUP_CALLS)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"moto server did not start on port {port}")
-            time.sleep(0.1)
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with server(argv, port=port, name="moto server", env=env):
         endpoint = f"http://127.0.0.1:{port}"
         iam = boto3.client(
             "iam",
@@ -106,23 +76,9 @@ def moto() -> Iterator[S3]:
             aws_secret_access_key=s3.secret,
         )
         client.create_bucket(Bucket=BUCKET)
-        frame = rows()
-        client.put_object(Bucket=BUCKET, Key="one/rows.csv", Body=frame.to_csv(index=False))
-        buffer = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, row_group_size=30)
-        client.put_object(Bucket=BUCKET, Key="one/rows.parquet", Body=buffer.getvalue())
-        for part, start in enumerate(range(0, 90, 30)):
-            body = frame[start : start + 30].to_csv(index=False)
-            client.put_object(Bucket=BUCKET, Key=f"parts/part-{2 - part}.csv", Body=body)
-        client.put_object(Bucket=BUCKET, Key="parts/_SUCCESS", Body=b"")
+        for name, body in objects().items():
+            client.put_object(Bucket=BUCKET, Key=name, Body=body)
         yield s3
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture
@@ -137,11 +93,6 @@ def aws(moto: S3, monkeypatch: pytest.MonkeyPatch) -> S3:
     return moto
 
 
-def read(location: str, **options: Any) -> pd.DataFrame:
-    frames = Fetcher(timeout=5, retries=0).frames(location, dtypes=DTYPES, **options)
-    return pd.concat(frames).reset_index(drop=True)
-
-
 @pytest.mark.parametrize("name", ["rows.csv", "rows.parquet"])
 def test_an_object_reads_like_a_file(aws: S3, name: str) -> None:
     got = read(f"s3://{BUCKET}/one/{name}", chunk_rows=7)
@@ -151,9 +102,7 @@ def test_an_object_reads_like_a_file(aws: S3, name: str) -> None:
 @pytest.mark.parametrize("location", ["parts/part-*.csv", "parts/", "**/part-?.csv"])
 def test_a_glob_or_a_prefix_reads_every_object_in_sorted_order(aws: S3, location: str) -> None:
     got = read(f"s3://{BUCKET}/{location}", format="csv")
-    # part-0 holds the last 30 rows: sorted by name, not by upload.
-    expected = pd.concat([rows()[60:], rows()[30:60], rows()[:30]]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, expected.astype(DTYPES))
+    pd.testing.assert_frame_equal(got, parts_in_sorted_order().astype(DTYPES))
 
 
 def test_a_missing_object_is_named(aws: S3) -> None:
