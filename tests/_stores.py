@@ -1,10 +1,12 @@
 """Helpers shared by the object-store suites (S3 on moto, GCS and Azure on their emulators):
 the objects every store holds, a free port, an emulator process started with a deadline and
-stopped at the end, and reading a location as a run worker does."""
+stopped at the end, and reading a location as a run worker does: as frames, as Arrow batches
+of February's slice, and as one monthly partition of a dataset."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import socket
 import subprocess
@@ -16,8 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dagster import DagsterInstance, materialize
 
-from bulk_assets import Fetcher
+from bulk_assets import DatasetSpec, Fetcher, FetchSource, TimePartitions, build_asset
+from resources import KeyRange, PostgresBulkWriter
 
 BUCKET = "exports"
 DTYPES = {"id": "int64", "at": "datetime64[us, UTC]", "name": "string"}
@@ -68,6 +72,37 @@ def parts_in_sorted_order() -> pd.DataFrame:
 def read(location: str, **options: Any) -> pd.DataFrame:
     frames = Fetcher(timeout=5, retries=0).frames(location, dtypes=DTYPES, **options)
     return pd.concat(frames).reset_index(drop=True)
+
+
+def february_by_arrow(location: str) -> list[int]:
+    """The ids ``Fetcher.batches`` reads from ``location`` within February 2026 (of a plain
+    object, or of a prefix read as CSV)."""
+    february = KeyRange(
+        "at", dt.datetime(2026, 2, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    )
+    batches = Fetcher(timeout=5, retries=0).batches(
+        location, format=None if "." in location.rsplit("/", 1)[-1] else "csv", within=february
+    )
+    return sorted(i for batch in batches() for i in batch.column("id").to_pylist())
+
+
+def materialize_february(location: str, dsn: str) -> bool:
+    """Materialize the February partition of a monthly dataset over the one object at
+    ``location`` into table ``rows``; whether the run succeeded."""
+    spec = DatasetSpec(
+        name="rows",
+        table="rows",
+        create=True,
+        source=FetchSource(location=location, dtypes=DTYPES),
+        partitions=TimePartitions(kind="monthly", column="at", start=dt.date(2026, 1, 1)),
+    )
+    result = materialize(
+        [build_asset(spec)],
+        resources={"writer": PostgresBulkWriter(dsn=dsn), "fetcher": Fetcher(timeout=5)},
+        instance=DagsterInstance.ephemeral(),
+        partition_key="2026-02-01",
+    )
+    return result.success
 
 
 @contextlib.contextmanager

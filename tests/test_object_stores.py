@@ -5,7 +5,6 @@ run worker; nothing is mocked in the process under test."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -19,17 +18,17 @@ import pytest
 from _stores import (
     BUCKET,
     DTYPES,
+    february_by_arrow,
     free_port,
+    materialize_february,
     objects,
     parts_in_sorted_order,
     read,
     rows,
     server,
 )
-from dagster import DagsterInstance, materialize
 
-from bulk_assets import DatasetSpec, Fetcher, FetchError, FetchSource, TimePartitions, build_asset
-from resources import KeyRange, PostgresBulkWriter
+from bulk_assets import FetchError
 
 boto3 = pytest.importorskip("boto3", reason="moto[server] (the test extra) brings boto3")
 pytest.importorskip("moto.server", reason="the test extra's moto[server] runs the S3 API")
@@ -133,23 +132,7 @@ def test_refused_credentials_fail_clearly_and_keep_the_secret(
 def test_a_monthly_dataset_over_one_object_loads_its_month(
     aws: S3, search_path_dsn: str, db: Any, schema: str
 ) -> None:
-    spec = DatasetSpec(
-        name="rows",
-        table="rows",
-        create=True,
-        source=FetchSource(location=f"s3://{BUCKET}/one/rows.parquet", dtypes=DTYPES),
-        partitions=TimePartitions(kind="monthly", column="at", start=dt.date(2026, 1, 1)),
-    )
-    result = materialize(
-        [build_asset(spec)],
-        resources={
-            "writer": PostgresBulkWriter(dsn=search_path_dsn),
-            "fetcher": Fetcher(timeout=5),
-        },
-        instance=DagsterInstance.ephemeral(),
-        partition_key="2026-02-01",
-    )
-    assert result.success
+    assert materialize_february(f"s3://{BUCKET}/one/rows.parquet", search_path_dsn)
     ids = [r["id"] for r in db.fetch(f'SELECT id FROM "{schema}".rows ORDER BY id')]
     assert ids == list(range(32, 60))
 
@@ -168,11 +151,5 @@ def test_an_unreachable_endpoint_is_transient_and_named(
 def test_the_arrow_path_reads_objects_and_prefixes_and_keeps_a_slice(
     aws: S3, location: str
 ) -> None:
-    february = KeyRange(
-        "at", dt.datetime(2026, 2, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-    )
-    read = Fetcher(timeout=5, retries=0).batches(
-        f"s3://{BUCKET}/{location}", format=None if "." in location else "csv", within=february
-    )
-    ids = sorted(i for batch in read() for i in batch.column("id").to_pylist())
+    ids = february_by_arrow(f"s3://{BUCKET}/{location}")
     assert ids == list(range(32, 60))

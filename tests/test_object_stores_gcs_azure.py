@@ -29,17 +29,17 @@ import pytest
 from _stores import (
     BUCKET,
     DTYPES,
+    february_by_arrow,
     free_port,
+    materialize_february,
     objects,
     parts_in_sorted_order,
     read,
     rows,
     server,
 )
-from dagster import DagsterInstance, materialize
 
-from bulk_assets import DatasetSpec, Fetcher, FetchError, FetchSource, TimePartitions, build_asset
-from resources import KeyRange, PostgresBulkWriter
+from bulk_assets import Fetcher, FetchError
 
 REPO = Path(__file__).resolve().parents[1]
 # Where tasks.py installs Azurite (npm install --prefix .venv/azurite).
@@ -179,38 +179,14 @@ def test_a_missing_object_is_named(store: Emulator) -> None:
 def test_the_arrow_path_reads_objects_and_prefixes_and_keeps_a_slice(
     store: Emulator, location: str
 ) -> None:
-    february = KeyRange(
-        "at", dt.datetime(2026, 2, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-    )
-    batches = Fetcher(timeout=5, retries=0).batches(
-        f"{store.scheme}://{BUCKET}/{location}",
-        format=None if "." in location else "csv",
-        within=february,
-    )
-    ids = sorted(i for batch in batches() for i in batch.column("id").to_pylist())
+    ids = february_by_arrow(f"{store.scheme}://{BUCKET}/{location}")
     assert ids == list(range(32, 60))
 
 
 def test_a_monthly_dataset_over_one_object_loads_its_month(
     store: Emulator, search_path_dsn: str, db: Any, schema: str
 ) -> None:
-    spec = DatasetSpec(
-        name="rows",
-        table="rows",
-        create=True,
-        source=FetchSource(location=f"{store.scheme}://{BUCKET}/one/rows.parquet", dtypes=DTYPES),
-        partitions=TimePartitions(kind="monthly", column="at", start=dt.date(2026, 1, 1)),
-    )
-    result = materialize(
-        [build_asset(spec)],
-        resources={
-            "writer": PostgresBulkWriter(dsn=search_path_dsn),
-            "fetcher": Fetcher(timeout=5),
-        },
-        instance=DagsterInstance.ephemeral(),
-        partition_key="2026-02-01",
-    )
-    assert result.success
+    assert materialize_february(f"{store.scheme}://{BUCKET}/one/rows.parquet", search_path_dsn)
     ids = [r["id"] for r in db.fetch(f'SELECT id FROM "{schema}".rows ORDER BY id')]
     assert ids == list(range(32, 60))
 
