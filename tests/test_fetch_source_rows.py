@@ -3,7 +3,6 @@ JSON Lines) or its row group and row (Parquet), next to its row in the write."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +11,7 @@ import pytest
 from _support import q
 from conftest import Db
 from test_fetch import Server, body
+from test_fetch import server as server  # the HTTP server fixture, shared
 
 from bulk_assets._fetch_errors import redact
 from bulk_assets.fetch import Fetcher
@@ -225,15 +225,6 @@ def test_json_lines_through_batches_name_the_line(
     assert error.row == 1
     assert error.source == f"{path}, line 3"  # the blank line 2 counts
     assert f"column 'u', row 1 ({path}, line 3): " in str(error)
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
 
 
 def test_a_url_is_named_with_its_credentials_masked(
