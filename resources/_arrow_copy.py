@@ -22,10 +22,10 @@ import pandas as pd
 import pyarrow as pa
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
-from ._arrow_frame import as_wire, bridged, encode_columns, native
+from ._arrow_frame import encode_columns, native
 from ._arrow_numeric import encode_decimal, encode_text_numeric
 from ._binary_columns import float_fields, int_float_fields, integer_numeric, split_sign
-from ._binary_fields import Column, Fallback, Part, Wire
+from ._binary_fields import Column, Fallback, Wire
 from ._binary_text import TEXT_ENCODERS
 from ._catalog import TableInfo
 
@@ -101,8 +101,8 @@ def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
         if is_int:
             return _encode_int_numeric
         if pa.types.is_decimal128(arrow_type):
-            return _bridge(encode_decimal)
-        return _bridge(encode_text_numeric) if _is_string(arrow_type) else None
+            return encode_decimal
+        return encode_text_numeric if _is_string(arrow_type) else None
     if base == "bool":
         return _encode_bool if pa.types.is_boolean(arrow_type) else None
     if base in TEXT_ENCODERS:
@@ -112,10 +112,6 @@ def _encoder_for(arrow_type: pa.DataType, base: str) -> _Encoder | None:
     if base == "date":
         return _encode_date if pa.types.is_date32(arrow_type) else None
     return None
-
-
-def _bridge(encode: Callable[[ArrowColumn], list[Part]]) -> _Encoder:
-    return lambda col: bridged(encode(col), col.na)
 
 
 def _is_string(arrow_type: pa.DataType) -> bool:
@@ -149,10 +145,10 @@ def _encode_float(col: ArrowColumn) -> Wire:
     if pa.types.is_integer(col.arr.type):
         if pa.types.is_unsigned_integer(col.arr.type):
             raise Fallback
-        return bridged(int_float_fields(col, numbers(col, 0, np.int64)), col.na)
+        return int_float_fields(col, numbers(col, 0, np.int64))
     if col.info.base_type == "float8":
         return Wire(col.arr if col.arr.type == pa.float64() else col.arr.cast(pa.float64()))
-    return bridged(float_fields(col, numbers(col, np.nan, np.float64)), col.na)
+    return float_fields(col, numbers(col, np.nan, np.float64))
 
 
 def _encode_bool(col: ArrowColumn) -> Wire:
@@ -168,7 +164,7 @@ def _encode_int_numeric(col: ArrowColumn) -> Wire:
         negative = np.zeros(len(magnitude), dtype=bool)
     else:
         magnitude, negative = split_sign(numbers(col, 0, np.int64))
-    return bridged(integer_numeric(col, magnitude, negative, scale), col.na)
+    return integer_numeric(col, magnitude, negative, scale)
 
 
 # -- text, uuid, json ---------------------------------------------------------------------------
@@ -185,7 +181,7 @@ def _encode_text(col: ArrowColumn) -> Wire:
         row_offset=col.row_offset,
         not_null=col.not_null,
     )
-    return as_wire(TEXT_ENCODERS[col.info.base_type](shared), col.na)
+    return TEXT_ENCODERS[col.info.base_type](shared)
 
 
 # -- dates and times ------------------------------------------------------------------------

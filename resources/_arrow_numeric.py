@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from ._arrow_fields import ArrowColumn
 from ._binary_columns import numeric_words
-from ._binary_fields import Fallback, Part, fixed, lengths
+from ._binary_fields import Fallback, Wire, fixed
 from ._display import show
 
 __all__ = ["encode_decimal", "encode_text_numeric"]
@@ -29,7 +29,7 @@ _NUMERIC_PINF = 0xD000
 _NUMERIC_NINF = 0xF000
 
 
-def encode_decimal(col: ArrowColumn) -> list[Part]:
+def encode_decimal(col: ArrowColumn) -> Wire:
     """decimal128(p, s) whole-column while every value fits 15 digits (the 128-bit integers'
     high words are then only sign); wider values go the plain way, as Decimal objects."""
     scale = col.arr.type.scale
@@ -52,7 +52,7 @@ def encode_decimal(col: ArrowColumn) -> list[Part]:
     return fixed(numeric_words(magnitude, low < 0, scale, scale), col.na)
 
 
-def encode_text_numeric(col: ArrowColumn) -> list[Part]:
+def encode_text_numeric(col: ArrowColumn) -> Wire:
     """Plain decimals (``-12.50``) whole-column, keeping each value's own scale as the text
     form does; anything else (``1e5``, ``NaN``, long values) value by value with Decimal."""
     arr = col.arr
@@ -90,11 +90,10 @@ def encode_text_numeric(col: ArrowColumn) -> list[Part]:
     return fixed(words, col.na)
 
 
-def _numeric_per_value(col: ArrowColumn) -> list[Part]:
+def _numeric_per_value(col: ArrowColumn) -> Wire:
     scale = col.info.numeric_scale
     quantum = decimal.Decimal(1).scaleb(-scale) if scale is not None else None
     bodies: list[bytes | None] = []
-    sizes = np.zeros(len(col.na), dtype=np.int64)
     for i, text in enumerate(col.arr.to_pylist()):
         if text is None:
             bodies.append(None)
@@ -110,10 +109,8 @@ def _numeric_per_value(col: ArrowColumn) -> list[Part]:
                 exact = False
             if not exact:
                 raise col.bad(i, f"{value} does not fit {col.info.sql_type} without rounding")
-        body = _numeric_bytes(value)
-        bodies.append(body)
-        sizes[i] = len(body)
-    return [lengths(sizes, col.na), pa.array(bodies, type=pa.large_binary())]
+        bodies.append(_numeric_bytes(value))
+    return Wire(pa.array(bodies, type=pa.large_binary()))
 
 
 def _numeric_bytes(value: decimal.Decimal) -> bytes:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._binary_fields import Column, Encodable, Encoder, Fallback, Part, fixed
+from ._binary_fields import Column, Encodable, Encoder, Fallback, Wire, fixed
 from ._binary_text import TEXT_ENCODERS, is_arrow_str
 from ._catalog import ColumnInfo
 
@@ -82,7 +82,7 @@ def encoder_for(series: pd.Series, column: ColumnInfo) -> Encoder | None:
 # -- integers and floats --------------------------------------------------------------------
 
 
-def _encode_int(col: Column) -> list[Part]:
+def _encode_int(col: Column) -> Wire:
     int_range = col.info.int_range
     assert int_range is not None  # only smallint, integer and bigint columns come here
     low, high = int_range
@@ -113,7 +113,7 @@ def _encode_int(col: Column) -> list[Part]:
     return fixed(ints.astype(f">i{size}"), col.na)
 
 
-def _encode_float(col: Column) -> list[Part]:
+def _encode_float(col: Column) -> Wire:
     dtype = col.series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         col.refuse()
@@ -124,7 +124,7 @@ def _encode_float(col: Column) -> list[Part]:
     return int_float_fields(col, col.series.to_numpy(dtype="int64", na_value=0))
 
 
-def float_fields(col: Encodable, doubles: np.ndarray) -> list[Part]:
+def float_fields(col: Encodable, doubles: np.ndarray) -> Wire:
     """float64 values as the fields of a float4 or float8 column."""
     if col.info.base_type != "float4":
         return fixed(doubles.astype(">f8"), col.na)
@@ -136,7 +136,7 @@ def float_fields(col: Encodable, doubles: np.ndarray) -> list[Part]:
     return fixed(singles.astype(">f4"), col.na)
 
 
-def int_float_fields(col: Encodable, ints: np.ndarray) -> list[Part]:
+def int_float_fields(col: Encodable, ints: np.ndarray) -> Wire:
     """int64 values as the fields of a float4 or float8 column; one a float cannot hold
     exactly goes to the plain path."""
     single = col.info.base_type == "float4"
@@ -149,7 +149,7 @@ def int_float_fields(col: Encodable, ints: np.ndarray) -> list[Part]:
     return fixed(floats.astype(">f4" if single else ">f8"), col.na)
 
 
-def _encode_bool(col: Column) -> list[Part]:
+def _encode_bool(col: Column) -> Wire:
     flags = col.series.to_numpy(dtype=bool, na_value=False)
     return fixed(flags.view(np.uint8), col.na)
 
@@ -157,7 +157,7 @@ def _encode_bool(col: Column) -> list[Part]:
 # -- numeric --------------------------------------------------------------------------------
 
 
-def _encode_numeric(col: Column) -> list[Part]:
+def _encode_numeric(col: Column) -> Wire:
     scale = col.info.numeric_scale
     if scale is not None and scale < 0:
         # numeric(5, -2) (PostgreSQL 15+) holds multiples of 100 only: the plain path checks
@@ -195,7 +195,7 @@ def split_sign(ints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def integer_numeric(
     col: Encodable, magnitude: np.ndarray, negative: np.ndarray, scale: int | None
-) -> list[Part]:
+) -> Wire:
     """Whole numbers as numeric fields of a column with ``scale`` decimals (None: any)."""
     if scale is not None:
         # Decimal.quantize refuses a result longer than the context's precision (28
@@ -256,7 +256,7 @@ def _micros(col: Column) -> np.ndarray:
     return np.where(valid, raw, 0) * factor
 
 
-def _encode_timestamp(col: Column) -> list[Part]:
+def _encode_timestamp(col: Column) -> Wire:
     aware = isinstance(col.series.dtype, pd.DatetimeTZDtype)
     valid = ~col.na
     if aware != (col.info.base_type == "timestamptz") and valid.any():
@@ -273,7 +273,7 @@ def _encode_timestamp(col: Column) -> list[Part]:
     return fixed(values.astype(">i8"), col.na)
 
 
-def _encode_date(col: Column) -> list[Part]:
+def _encode_date(col: Column) -> Wire:
     valid = ~col.na
     if pd.api.types.is_object_dtype(col.series.dtype):
         values = col.series.to_numpy(dtype=object)

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._binary_fields import Column, Encoder, Fallback, Part, Wire, fixed, lengths, ragged
+from ._binary_fields import Column, Encoder, Fallback, Wire, fixed
 from ._json_check import all_json
 
 # Text types whose binary form is the UTF-8 bytes: name and citext keep the plain path.
@@ -56,7 +56,7 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.frombuffer(data_buffer, dtype=np.uint8)
 
 
-def encode_text(col: Column) -> list[Part]:
+def encode_text(col: Column) -> Wire:
     arr = _strings(col)
     offsets, data = _buffers(arr)
     if (data[offsets[0] : offsets[-1]] == 0).any():
@@ -66,11 +66,10 @@ def encode_text(col: Column) -> list[Part]:
         chars = pc.utf8_length(arr).to_numpy(zero_copy_only=False)
         if (~col.na & (np.nan_to_num(chars) > limit)).any():
             col.refuse()
-    sizes = np.diff(offsets)
-    return [lengths(sizes, col.na), arr.cast(pa.large_binary())]
+    return Wire(arr)
 
 
-def encode_uuid(col: Column) -> list[Part]:
+def encode_uuid(col: Column) -> Wire:
     arr = _strings(col)
     offsets, data = _buffers(arr)
     valid = ~col.na
@@ -94,10 +93,11 @@ def encode_uuid(col: Column) -> list[Part]:
     if len(packed_bytes) != 16 * len(text):
         col.refuse()
     packed = np.frombuffer(packed_bytes, dtype=np.uint8).reshape(-1, 16)
-    n = len(valid)
     if not col.na.any():
         return fixed(packed, col.na)
-    return [lengths(np.full(n, 16), col.na), ragged(packed.reshape(-1), 16 * valid)]
+    every = np.zeros((len(valid), 16), dtype=np.uint8)
+    every[valid] = packed
+    return fixed(every, col.na)
 
 
 def checked_json(col: Column) -> pa.Array:
