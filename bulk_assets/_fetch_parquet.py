@@ -12,6 +12,7 @@ its columns."""
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections.abc import Iterator
 from typing import Any, TypeAlias
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from resources._arrow_fields import NULLABLE_DTYPES
 
@@ -42,6 +44,10 @@ _POSITION = "__bulk_assets_position__"
 # The frame attribute listing (first row, file, row group id, the file's first row) of the
 # row groups read.
 _SEEN = "bulk_assets.parquet_row_groups"
+# The rows of the read's first batch: decoded and encoded in a few milliseconds, so the COPY
+# starts at once; later batches double up to chunk_rows.
+_FIRST_ROWS = 8_192
+_TRUE = ds.scalar(True)
 
 
 def parquet_chunks(files: FileSet, read: ReadRequest) -> Iterator[pd.DataFrame]:
@@ -118,36 +124,101 @@ def _scan(
             file_first = position
             where = files.where(fragment.path, read.where.format)
             groups, kept = _row_groups(fragment, where_clause, where)
-            for group in groups:
-                rows = group.num_rows
-                if kept is not None and group.id not in kept:
+            with _plain(fragment, dataset.schema, reading, where) as plain:
+                for group in groups:
+                    rows = group.num_rows
+                    if kept is not None and group.id not in kept:
+                        position += rows
+                        continue
+                    seen.append((position, where.location, group.id, file_first))
+                    piece = fragment.subset(row_group_ids=[group.id])
+                    got = 0
+                    try:
+                        if plain is None:
+                            batches = piece.to_batches(
+                                schema=dataset.schema, columns=reading, batch_size=read.chunk_rows
+                            )
+                        else:
+                            first = len(seen) == 1
+                            batches = _paged(plain, group.id, reading, read.chunk_rows, first)
+                        for batch in batches:
+                            table = _numbered(batch, position + got)
+                            got += batch.num_rows
+                            if where_clause is not None:
+                                table = table.filter(where_clause)
+                            if reading is not wanted:
+                                table = table.drop_columns([str(read.within_column)])
+                            kept_rows += table.num_rows
+                            yield table
+                    except _ERRORS as exc:
+                        raise _corrupt(
+                            piece, dataset.schema, wanted, where, group.id, position, exc
+                        ) from exc
                     position += rows
-                    continue
-                seen.append((position, where.location, group.id, file_first))
-                piece = fragment.subset(row_group_ids=[group.id])
-                got = 0
-                try:
-                    for batch in piece.to_batches(
-                        schema=dataset.schema, columns=reading, batch_size=read.chunk_rows
-                    ):
-                        table = _numbered(batch, position + got)
-                        got += batch.num_rows
-                        if where_clause is not None:
-                            table = table.filter(where_clause)
-                        if reading is not wanted:
-                            table = table.drop_columns([str(read.within_column)])
-                        kept_rows += table.num_rows
-                        yield table
-                except _ERRORS as exc:
-                    raise _corrupt(
-                        piece, dataset.schema, wanted, where, group.id, position, exc
-                    ) from exc
-                position += rows
         # Every row not handed on was skipped: in pruned row groups or by the filter.
         if read.skipped is not None and position > kept_rows:
             read.skipped(position - kept_rows)
 
     return _empty(dataset.schema, wanted), tables()
+
+
+@contextlib.contextmanager
+def _plain(
+    fragment: Any, schema: pa.Schema, columns: list[str] | None, where: Where
+) -> Iterator[pq.ParquetFile | None]:
+    """The fragment's file opened for :func:`_paged`, when it holds exactly what the dataset
+    reads (no hive keys to add, the dataset's own types: nothing to cast); else None, and the
+    dataset's scanner reads it."""
+    physical = fragment.physical_schema
+    names = schema.names if columns is None else columns
+    same = fragment.partition_expression.equals(_TRUE) and all(
+        physical.get_field_index(name) >= 0 and physical.field(name).type == schema.field(name).type
+        for name in names
+    )
+    if not same or (columns is None and physical.names != names):
+        yield None
+        return
+    try:
+        file = pq.ParquetFile(
+            fragment.path, metadata=fragment.metadata, filesystem=fragment.filesystem
+        )
+    except _ERRORS as exc:
+        raise where.error(f"not a readable Parquet file: {exc}") from exc
+    with file:
+        yield file
+
+
+def _paged(
+    file: pq.ParquetFile, group: int, columns: list[str] | None, chunk_rows: int, first: bool
+) -> Iterator[pa.RecordBatch]:
+    """One row group's rows, decoded a page at a time in the calling thread. The scanner
+    decodes a whole row group before its first batch (0.1 to 0.4 s for 250,000 rows of the
+    12-column benchmark file, while the server waits for its first row) and decodes ahead on
+    Arrow's threads, taking the core the server copies on. The dataset's first row group
+    starts with a batch of _FIRST_ROWS, then batches double up to ``chunk_rows``: the COPY
+    starts after a few milliseconds of decoding."""
+    size = min(_FIRST_ROWS, chunk_rows) if first else chunk_rows
+    reader = file.iter_batches(
+        batch_size=size, row_groups=[group], columns=columns, use_threads=False
+    )
+    pending: list[pa.RecordBatch] = []
+    want, held = size, 0
+    for batch in reader:
+        if columns is not None and batch.schema.names != columns:
+            batch = batch.select(columns)
+        pending.append(batch)
+        held += batch.num_rows
+        if held >= want:
+            yield _joined(pending)
+            pending, held, want = [], 0, min(want * 2, chunk_rows)
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
 
 def row_group_of(frame: pd.DataFrame, row: int) -> tuple[str, int] | None:

@@ -1,0 +1,71 @@
+"""Parquet through ``Fetcher.batches``: a plain file is decoded page by page, its first rows
+in a small batch; files that need pyarrow's scanner (hive keys, another file's types) give
+the same rows as ``pyarrow.dataset`` reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from bulk_assets.fetch import Fetcher
+
+
+def _table(first: int, n: int) -> pa.Table:
+    ids = list(range(first, first + n))
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "name": pa.array([f"n{i}" if i % 7 else None for i in ids], pa.string()),
+            "x": pa.array([i / 4 for i in ids], pa.float64()),
+        }
+    )
+
+
+def test_a_plain_file_starts_with_a_small_batch_and_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "plain.parquet"
+    expected = _table(0, 100_000)
+    pq.write_table(expected, path, row_group_size=40_000)
+    batches = list(Fetcher(chunk_rows=50_000).batches(str(path))())
+    # The first row group: 8,192 rows, then twice as many, then its rest; the others whole.
+    assert [b.num_rows for b in batches] == [8_192, 16_384, 15_424, 40_000, 20_000]
+    assert pa.Table.from_batches(batches).equals(expected)
+
+
+def test_chosen_columns_come_in_the_order_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "plain.parquet"
+    pq.write_table(_table(0, 10), path)
+    batches = list(Fetcher().batches(str(path), columns=["x", "id"])())
+    assert [b.schema.names for b in batches] == [["x", "id"]]
+    assert batches[0].column("id").to_pylist() == list(range(10))
+
+
+def test_a_file_with_other_types_reads_as_the_dataset_reads_it(tmp_path: Path) -> None:
+    """The second file's ids are int32: pyarrow's scanner casts them to the first file's
+    int64, as it does for a whole dataset."""
+    pq.write_table(_table(0, 5), tmp_path / "a.parquet")
+    second = _table(5, 5)
+    second = second.set_column(0, "id", second.column("id").cast(pa.int32()))
+    pq.write_table(second, tmp_path / "b.parquet")
+    batches = list(Fetcher().batches(str(tmp_path / "*.parquet"))())
+    table = pa.Table.from_batches(batches)
+    assert table.schema.field("id").type == pa.int64()
+    assert table.column("id").to_pylist() == list(range(10))
+    assert table.column("name").to_pylist() == _table(0, 10).column("name").to_pylist()
+
+
+def test_a_hive_tree_gets_its_key_column_as_the_dataset_gives_it(tmp_path: Path) -> None:
+    for month in (1, 2):
+        folder = tmp_path / f"month={month}"
+        folder.mkdir()
+        pq.write_table(_table(month * 100, 3), folder / "part.parquet")
+    batches = list(Fetcher().batches(str(tmp_path), format="parquet")())
+    table = pa.Table.from_batches(batches)
+    expected = ds.dataset(tmp_path, format="parquet", partitioning="hive").to_table()
+    assert table.column_names == expected.column_names
+    assert sorted(table.to_pylist(), key=lambda r: r["id"]) == sorted(
+        expected.to_pylist(), key=lambda r: r["id"]
+    )
+    assert set(table.column("month").to_pylist()) == {1, 2}
