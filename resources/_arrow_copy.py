@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._arrow_fields import ArrowColumn, numbers, to_frame
 from ._arrow_frame import encode_columns, native
@@ -122,6 +123,8 @@ def _is_string(arrow_type: pa.DataType) -> bool:
 
 
 def _encode_int(col: ArrowColumn) -> Wire:
+    if col.arr.type == _INT_TYPES[col.info.base_type][1]:
+        return Wire(col.arr)  # the column's own width: every value fits, nothing to check
     int_range = col.info.int_range
     assert int_range is not None  # only smallint, integer and bigint columns come here
     low, high = int_range
@@ -187,13 +190,25 @@ def _encode_text(col: ArrowColumn) -> Wire:
 # -- dates and times ------------------------------------------------------------------------
 
 
+def _within(ints: pa.Array, low: int, high: int) -> bool:
+    """Whether every non-NULL value lies in ``low..high`` (True when all are NULL)."""
+    bounds = pc.min_max(ints)
+    least, most = bounds["min"].as_py(), bounds["max"].as_py()
+    return least is None or (low <= least and most <= high)
+
+
 def _encode_timestamp(col: ArrowColumn) -> Wire:
     arrow_type = col.arr.type
     aware = arrow_type.tz is not None
     valid = ~col.na
     if aware != (col.info.base_type == "timestamptz") and valid.any():
         col.refuse()
-    raw = numbers(col.with_arr(col.arr.cast(pa.int64())), 0, np.int64)
+    ints = col.arr.cast(pa.int64())
+    if arrow_type.unit == "us" and _within(ints, _MIN_US + _US_PER_DAY, _MAX_US - _US_PER_DAY):
+        # Microseconds a day or more inside Python's range, where no zone can push a local
+        # time out of it: one pass (the checks below take ten, 0.03 s per 1M values).
+        return Wire(pc.subtract(ints, pa.scalar(_PG_EPOCH_US, pa.int64())))
+    raw = numbers(col.with_arr(ints), 0, np.int64)
     if arrow_type.unit == "ns":
         if (valid & (raw % 1000 != 0)).any():
             col.refuse()  # nanoseconds, which PostgreSQL cannot keep
@@ -215,7 +230,10 @@ def _encode_timestamp(col: ArrowColumn) -> Wire:
 
 
 def _encode_date(col: ArrowColumn) -> Wire:
-    days = numbers(col.with_arr(col.arr.cast(pa.int32())), 0, np.int64)
+    ints = col.arr.cast(pa.int32())
+    if _within(ints, _MIN_DAYS + 1, _MAX_DAYS - 1):
+        return Wire(pc.subtract(ints, pa.scalar(_PG_EPOCH_DAYS, pa.int32())))
+    days = numbers(col.with_arr(ints), 0, np.int64)
     valid = ~col.na
     if (valid & ((days < _MIN_DAYS) | (days > _MAX_DAYS))).any():
         raise Fallback

@@ -80,6 +80,23 @@ CASES: list[tuple[str, pa.Array]] = [
     ),
     ("timestamp", pa.array([0, None, 1_700_000_000, -5], pa.timestamp("s"))),
     ("date", pa.array([dt.date(2026, 1, 2), None, dt.date.min, dt.date(1900, 3, 1)])),
+    # A day or more inside Python's range: sent in one pass, without the edge checks.
+    (
+        "timestamp",
+        pa.array(
+            [dt.datetime(1, 1, 2), None, dt.datetime(9999, 12, 30, 23, 59, 59, 999_999), None],
+            pa.timestamp("us"),
+        ),
+    ),
+    (
+        "timestamptz",
+        pa.array(
+            [dt.datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), None, None, 5],
+            pa.timestamp("us", tz="America/New_York"),
+        ),
+    ),
+    ("date", pa.array([dt.date(1, 1, 2), None, dt.date(9999, 12, 30), dt.date(1999, 12, 31)])),
+    ("smallint", pa.array([1, None, -(2**15), 2**15 - 1], pa.int16())),
 ]
 
 
