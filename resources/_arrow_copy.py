@@ -26,7 +26,7 @@ from ._arrow_fields import ArrowColumn, numbers, to_frame
 from ._arrow_frame import encode_columns, native
 from ._arrow_numeric import encode_decimal, encode_text_numeric
 from ._binary_columns import float_fields, int_float_fields, integer_numeric, split_sign
-from ._binary_fields import Column, Fallback, Wire
+from ._binary_fields import Column, Fallback, Wire, null_mask
 from ._binary_text import TEXT_ENCODERS
 from ._catalog import TableInfo
 
@@ -82,7 +82,7 @@ def encode_batch(
         ArrowColumn(
             arr=batch.column(name),
             info=info.columns[name],
-            na=batch.column(name).is_null().to_numpy(zero_copy_only=False),
+            na=null_mask(batch.column(name)),
             table=info.display,
             row_offset=row_offset,
             not_null=name in not_null,

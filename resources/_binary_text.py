@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._binary_fields import Column, Encoder, Fallback, Wire, fixed
+from ._binary_fields import Column, Encoder, Fallback, Wire, fixed, null_mask
 from ._json_check import all_json
 
 # Text types whose binary form is the UTF-8 bytes: name and citext keep the plain path.
@@ -41,8 +41,7 @@ def _strings(col: Column) -> pa.Array:
             arr = pa.array(col.series.to_numpy(dtype=object), type=pa.large_string(), mask=col.na)
         except (pa.ArrowException, TypeError, ValueError):
             col.refuse()  # lone surrogates and the like: the plain path decides
-    null = arr.is_null().to_numpy(zero_copy_only=False)
-    if not np.array_equal(null, col.na):
+    if not np.array_equal(null_mask(arr), col.na):
         raise Fallback
     return arr
 
