@@ -286,7 +286,15 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             shape = functools.partial(shaped, where=where, rename=rename or {}, columns=columns)
             trail = Trail(sliced=keep is not None)
             traced = dataclasses.replace(read, trail=trail)
-            return Traced(read_ahead(self._batches(chosen, source, traced, readers, shape)), trail)
+            batches = self._batches(chosen, source, traced, readers, shape)
+            if source.url is not None or source.store is not None:
+                # Read ahead only over the network, where the wait for data then overlaps the
+                # encoding. A file here is CPU work alone: decoded in a thread of its own it
+                # takes the core the server copies on (1M rows, 12 interleaved rounds: Parquet
+                # 0.87x of the binary COPY ceiling read ahead, 0.94x without; CSV as fast or
+                # faster without).
+                batches = read_ahead(batches)
+            return Traced(batches, trail)
 
         return ArrowRead(open_)
 
