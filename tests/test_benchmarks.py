@@ -13,6 +13,9 @@ import pytest
 
 from benchmarks._run import _paired_ratio
 
+# The benchmark's smoke runs, the same on any server: CI runs them once.
+pytestmark = pytest.mark.once
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK_ROWS = 2_000
 UPDATED = QUICK_ROWS // 10

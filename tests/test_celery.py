@@ -26,6 +26,9 @@ from conftest import REPO, Db
 from dagster import DagsterEventType, DagsterInstance, execute_job
 from dagster import reconstructable as make_reconstructable
 
+# Dagster's Celery executor, the same on any server: CI runs it once.
+pytestmark = pytest.mark.once
+
 pytest.importorskip("dagster_celery", reason="needs the celery extra: pip install -e '.[celery]'")
 
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 5672

@@ -22,7 +22,11 @@ from resources import PostgresBulkWriter
 
 REPO = Path(__file__).resolve().parents[1]
 DG = Path(sys.executable).parent / "dg"
-pytestmark = pytest.mark.skipif(not DG.exists(), reason="the dg CLI is not installed")
+# dg and the Component, the same on any server: CI runs them once.
+pytestmark = [
+    pytest.mark.skipif(not DG.exists(), reason="the dg CLI is not installed"),
+    pytest.mark.once,
+]
 
 
 def dg(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

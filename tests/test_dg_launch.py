@@ -17,7 +17,8 @@ from dagster._core.instance.ref import InstanceRef
 REPO = Path(__file__).resolve().parents[1]
 DG = Path(sys.executable).parent / "dg"
 
-pytestmark = pytest.mark.timeout(180)
+# Dagster tooling, the same on any server: CI runs it once.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.once]
 
 
 def dg_launch(home: Path, dsn: str, *args: str) -> str:

@@ -170,6 +170,7 @@ def test_names_that_need_escaping_are_described_and_written(
     assert db.fetchval(f'SELECT count(*) FROM "{schema}".{quoted}') == 2
 
 
+@pytest.mark.once  # the benchmark's smoke run, the same on any server
 def test_the_rtt_benchmark_reports_every_mode_with_its_round_trips(
     tcp_dsn: str, schema: str, tmp_path: Path, proxy: DelayProxy
 ) -> None:

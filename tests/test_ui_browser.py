@@ -25,6 +25,9 @@ import asyncpg
 import pytest
 from conftest import REPO, Db
 
+# The browser against dagster-webserver, the same on any server: CI runs it once.
+pytestmark = pytest.mark.once
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
