@@ -94,4 +94,4 @@ def null_mask(arr: pa.Array) -> np.ndarray:
         return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     bits = np.frombuffer(validity, dtype=np.uint8)
     valid = np.unpackbits(bits, count=arr.offset + n, bitorder="little")[arr.offset :]
-    return valid == 0
+    return np.equal(valid, 0)
