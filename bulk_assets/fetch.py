@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr
 
 from resources import KeyRange
 
-from ._fetch_batches import ArrowRead, read_ahead, shaped
+from ._fetch_batches import ArrowRead, ahead_where_it_helps, shaped
 from ._fetch_errors import FetchError, Where
 from ._fetch_formats import FileFormat, Format
 
@@ -287,14 +287,8 @@ class Fetcher(ConfigurableResource):  # type: ignore[type-arg]
             trail = Trail(sliced=keep is not None)
             traced = dataclasses.replace(read, trail=trail)
             batches = self._batches(chosen, source, traced, readers, shape)
-            if source.url is not None or source.store is not None:
-                # Read ahead only over the network, where the wait for data then overlaps the
-                # encoding. A file here is CPU work alone: decoded in a thread of its own it
-                # takes the core the server copies on (1M rows, 12 interleaved rounds: Parquet
-                # 0.87x of the binary COPY ceiling read ahead, 0.94x without; CSV as fast or
-                # faster without).
-                batches = read_ahead(batches)
-            return Traced(batches, trail)
+            remote = source.url is not None or source.store is not None
+            return Traced(ahead_where_it_helps(batches, remote=remote), trail)
 
         return ArrowRead(open_)
 
