@@ -91,8 +91,8 @@ def shaped(
 
 
 def ahead_where_it_helps(
-    batches: Iterator[pa.RecordBatch], *, remote: bool
-) -> Iterator[pa.RecordBatch]:
+    batches: Generator[pa.RecordBatch, None, None], *, remote: bool
+) -> Generator[pa.RecordBatch, None, None]:
     """``batches`` read ahead (:func:`read_ahead`) where a thread of its own has something to
     overlap: the network's waits, or a core that the encoder and a PostgreSQL on the same
     machine leave free. A local file on two cores is decoded in the encoding thread: a

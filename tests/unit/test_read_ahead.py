@@ -26,7 +26,7 @@ def test_a_thread_reads_ahead_only_where_it_has_something_to_overlap(
     monkeypatch: pytest.MonkeyPatch, remote: bool, cores: int, ahead: bool
 ) -> None:
     monkeypatch.setattr(_fetch_batches, "_cores", lambda: cores)
-    batches = ahead_where_it_helps(iter(_BATCHES), remote=remote)
+    batches = ahead_where_it_helps((b for b in _BATCHES), remote=remote)
     first = next(batches)
     assert _reading_thread() is ahead
     assert [first, *batches] == _BATCHES
