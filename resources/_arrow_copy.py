@@ -123,7 +123,8 @@ def _is_string(arrow_type: pa.DataType) -> bool:
 
 
 def _encode_int(col: ArrowColumn) -> Wire:
-    if col.arr.type == _INT_TYPES[col.info.base_type][1]:
+    np_type, arrow_type = _INT_TYPES[col.info.base_type]
+    if col.arr.type == arrow_type:
         return Wire(col.arr)  # the column's own width: every value fits, nothing to check
     int_range = col.info.int_range
     assert int_range is not None  # only smallint, integer and bigint columns come here
@@ -138,9 +139,6 @@ def _encode_int(col: ArrowColumn) -> Wire:
         ints = numbers(col, 0, np.int64)
         if (valid & ((ints < low) | (ints > high))).any():
             col.refuse()
-    np_type, arrow_type = _INT_TYPES[col.info.base_type]
-    if col.arr.type == arrow_type:
-        return Wire(col.arr)
     return native(ints.astype(np_type), col.na, arrow_type)
 
 
