@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from resources._arrow_fields import NULLABLE_DTYPES
@@ -180,7 +181,14 @@ def _plain(
         return
     try:
         file = pq.ParquetFile(
-            fragment.path, metadata=fragment.metadata, filesystem=fragment.filesystem
+            fragment.path,
+            metadata=fragment.metadata,
+            filesystem=fragment.filesystem,
+            # Pre-buffering reads a row group's column chunks whole, on Arrow's I/O threads:
+            # worth it where each read is a request (object stores). A local file gains
+            # nothing and pays for the buffers: 87 MB held for the 84 MB benchmark file, and
+            # its first pass 0.53 s instead of 0.27 s, most of it the kernel faulting pages in.
+            pre_buffer=not isinstance(fragment.filesystem, pafs.LocalFileSystem),
         )
     except _ERRORS as exc:
         raise where.error(f"not a readable Parquet file: {exc}") from exc
@@ -208,9 +216,15 @@ def _paged(
             batch = batch.select(columns)
         pending.append(batch)
         held += batch.num_rows
-        if held >= want:
-            yield _joined(pending)
-            pending, held, want = [], 0, min(want * 2, chunk_rows)
+        while held >= want:
+            # Exactly ``want`` rows: the reader's batches stay _FIRST_ROWS long for the whole
+            # first row group, and 7 of them (57,344 rows) would leave a 7,344-row chunk of
+            # its own at 50,000.
+            whole = _joined(pending)
+            rest = whole.slice(want)
+            yield whole.slice(0, want)
+            pending, held = ([rest] if rest.num_rows else []), rest.num_rows
+            want = min(want * 2, chunk_rows)
     if pending:
         yield _joined(pending)
 
