@@ -34,6 +34,22 @@ def test_a_plain_file_starts_with_a_small_batch_and_keeps_every_row(tmp_path: Pa
     assert pa.Table.from_batches(batches).equals(expected)
 
 
+def test_the_ramp_ends_at_chunk_rows_exactly(tmp_path: Path) -> None:
+    """Within a long first row group, batches are never longer than chunk_rows, and none is
+    a short leftover until the row group ends."""
+    path = tmp_path / "long.parquet"
+    expected = _table(0, 200_000)
+    pq.write_table(expected, path, row_group_size=200_000)
+    batches = list(Fetcher(chunk_rows=30_000).batches(str(path))())
+    assert [b.num_rows for b in batches] == [
+        8_192,
+        16_384,
+        *[30_000] * 5,
+        25_424,
+    ]
+    assert pa.Table.from_batches(batches).equals(expected)
+
+
 def test_chosen_columns_come_in_the_order_asked_for(tmp_path: Path) -> None:
     path = tmp_path / "plain.parquet"
     pq.write_table(_table(0, 10), path)
