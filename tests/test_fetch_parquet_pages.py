@@ -9,8 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pytest
+from _support import q
+from conftest import Db
 
 from bulk_assets.fetch import Fetcher
+from resources import BadValueError, PostgresBulkWriter
 
 
 def _table(first: int, n: int) -> pa.Table:
@@ -48,6 +52,36 @@ def test_the_ramp_ends_at_chunk_rows_exactly(tmp_path: Path) -> None:
         25_424,
     ]
     assert pa.Table.from_batches(batches).equals(expected)
+
+
+def test_the_ramps_slices_load_every_row_once(
+    tmp_path: Path, db: Db, schema: str, writer: PostgresBulkWriter
+) -> None:
+    """The first row group's batches are slices of joined pages, at offsets into shared
+    buffers: the table gets each row as the file holds it."""
+    path = tmp_path / "long.parquet"
+    expected = _table(0, 60_000)
+    pq.write_table(expected, path, row_group_size=60_000)
+    db.execute(f"CREATE TABLE {q(schema)}.t (id bigint, name text, x double precision)")
+    result = writer.write("t", Fetcher(chunk_rows=10_000).batches(str(path)), schema=schema)
+    assert result.rows == 60_000
+    rows = db.fetch(f"SELECT id, name, x FROM {q(schema)}.t ORDER BY id")
+    assert [tuple(r) for r in rows] == [tuple(r.values()) for r in expected.to_pylist()]
+
+
+def test_a_bad_value_in_a_slice_names_its_row_group_and_row(
+    tmp_path: Path, db: Db, schema: str, writer: PostgresBulkWriter
+) -> None:
+    path = tmp_path / "bad.parquet"
+    amounts = [f"{i}.5" for i in range(30_000)]
+    amounts[20_000] = "2.x"  # rows 18,192 to 28,191 make the third batch: a slice
+    pq.write_table(pa.table({"id": pa.array(range(30_000), pa.int64()), "amount": amounts}), path)
+    db.execute(f"CREATE TABLE {q(schema)}.t (id bigint, amount numeric(10, 2))")
+    with pytest.raises(BadValueError) as info:
+        writer.write("t", Fetcher(chunk_rows=10_000).batches(str(path)), schema=schema)
+    assert (info.value.row, info.value.column) == (20_000, "amount")
+    assert f"({path}, row group 0, row 20000)" in str(info.value)
+    assert db.fetchval(f"SELECT count(*) FROM {q(schema)}.t") == 0
 
 
 def test_chosen_columns_come_in_the_order_asked_for(tmp_path: Path) -> None:
