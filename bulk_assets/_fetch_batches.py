@@ -107,7 +107,7 @@ def ahead_where_it_helps(
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on macOS or Windows
+    except AttributeError:  # sched_getaffinity is Linux's only: macOS, Windows
         return os.cpu_count() or 1
 
 
